@@ -1,0 +1,196 @@
+# Copyright: (c) 2026, dbfleet maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reading dump artifacts: one streamed pass for SHA-256 and compression integrity, and
+``pg_restore --list`` for archive validity."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import threading
+
+CHUNK = 1024 * 1024
+HEAD_BYTES = 8192
+TAIL_BYTES = 4096
+
+# Magic numbers of the compressors the dump runner uses, and how to stream-decompress each.
+_COMPRESSION_MAGIC = (
+    (b'\x28\xb5\x2f\xfd', 'zstd'),
+    (b'\x1f\x8b', 'gzip'),
+    (b'\x04\x22\x4d\x18', 'lz4'),
+)
+DECOMPRESS_COMMANDS = {
+    'zstd': ['zstd', '-d', '-c', '-q'],
+    'gzip': ['gzip', '-d', '-c'],
+    'lz4': ['lz4', '-d', '-c', '-q'],
+}
+# Last lines pg_dump / pg_dumpall write when a plain-format dump finished.
+PLAIN_TRAILERS = (b'-- PostgreSQL database dump complete', b'-- PostgreSQL database cluster dump complete')
+
+
+class ArchiveError(Exception):
+    """A problem reading an artifact, with a message meant for the operator."""
+
+
+def detect_compression(head):
+    for magic, name in _COMPRESSION_MAGIC:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def detect_format(head):
+    """Dump format from the first (decompressed) bytes: custom, tar or plain."""
+    if head.startswith(b'PGDMP'):
+        return 'custom'
+    if len(head) > 262 and head[257:262] == b'ustar':
+        return 'tar'
+    return 'plain'
+
+
+def _read_head(path):
+    with open(path, 'rb') as handle:
+        return handle.read(HEAD_BYTES)
+
+
+def scan_file(path, checksum=False, inspect=False):
+    """Read ``path`` at most once.
+
+    Returns a dict with ``sha256`` (when ``checksum``), ``compression``, and, when ``inspect``,
+    ``head``/``tail`` of the *decompressed* content plus ``stream_error`` when the compressed stream
+    is damaged (decompression runs over the whole file in the same pass as the hash).
+    """
+    head = _read_head(path)
+    compression = detect_compression(head)
+    result = {'compression': compression, 'sha256': None, 'head': head, 'tail': b'', 'stream_error': None}
+    digest = hashlib.sha256() if checksum else None
+    if compression and inspect:
+        _scan_compressed(path, compression, digest, result)
+    elif digest is not None or inspect:
+        tail = b''
+        with open(path, 'rb') as handle:
+            if digest is None:
+                # Only the tail is needed: seek instead of reading the whole file.
+                handle.seek(max(0, os.fstat(handle.fileno()).st_size - TAIL_BYTES))
+            for chunk in iter(lambda: handle.read(CHUNK), b''):
+                if digest is not None:
+                    digest.update(chunk)
+                tail = (tail + chunk)[-TAIL_BYTES:]
+        result['tail'] = tail
+    if digest is not None:
+        result['sha256'] = digest.hexdigest()
+    return result
+
+
+def _scan_compressed(path, compression, digest, result):
+    command = DECOMPRESS_COMMANDS[compression]
+    if not shutil.which(command[0]):
+        raise ArchiveError('%s is %s-compressed but the %s command is not installed on this host' % (path, compression, command[0]))
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    feed_error = []
+
+    def feed():
+        # Hash and decompress from the same read: the file is read exactly once.
+        try:
+            with open(path, 'rb') as handle:
+                for chunk in iter(lambda: handle.read(CHUNK), b''):
+                    if digest is not None:
+                        digest.update(chunk)
+                    proc.stdin.write(chunk)
+        except BrokenPipeError:
+            feed_error.append('decompressor stopped reading early')
+        except OSError as exc:
+            feed_error.append(str(exc))
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+
+    stderr_chunks = []
+    reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()))
+    feeder = threading.Thread(target=feed)
+    reader.start()
+    feeder.start()
+    head, tail = b'', b''
+    for chunk in iter(lambda: proc.stdout.read(CHUNK), b''):
+        if len(head) < HEAD_BYTES:
+            head += chunk[:HEAD_BYTES - len(head)]
+        tail = (tail + chunk)[-TAIL_BYTES:]
+    feeder.join()
+    reader.join()
+    code = proc.wait()
+    result['head'], result['tail'] = head, tail
+    if code != 0 or feed_error:
+        message = (b''.join(stderr_chunks).decode('utf-8', 'replace').strip() or '; '.join(feed_error)
+                   or 'exit status %d' % code)
+        result['stream_error'] = '%s stream is damaged (%s -d exit %d: %s)' % (compression, command[0], code, message)
+
+
+def find_pg_tool(name, explicit=None):
+    """Path of a PostgreSQL client tool: the explicit one, the newest Debian/RHEL-style install, or PATH."""
+    if explicit:
+        return explicit
+    candidates = glob.glob('/usr/lib/postgresql/*/bin/%s' % name) + glob.glob('/usr/pgsql-*/bin/%s' % name)
+
+    def version(path):
+        match = re.search(r'(\d+)(?:\.\d+)?/bin/', path.replace('pgsql-', ''))
+        return int(match.group(1)) if match else 0
+
+    for path in sorted(candidates, key=version, reverse=True):
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which(name)
+
+
+def _parse_listing(text):
+    info = {'entries': 0}
+    keys = {'Format': 'format', 'dbname': 'dbname', 'Dumped from database version': 'dumped_from',
+            'Dumped by pg_dump version': 'dumped_by'}
+    for line in text.splitlines():
+        if line.startswith(';'):
+            created = re.match(r';\s*Archive created at (.+)$', line)
+            if created:
+                info['created_at'] = created.group(1).strip()
+                continue
+            match = re.match(r';\s*([^:]+?):\s*(.*)$', line)
+            if match and match.group(1).strip() in keys:
+                info[keys[match.group(1).strip()]] = match.group(2).strip()
+        elif line.strip():
+            info['entries'] += 1
+    return info
+
+
+def pg_restore_list(path, pg_restore, compression=None):
+    """Run ``pg_restore --list`` on an archive (compressed ones through the decompressor).
+
+    Returns the parsed listing; raises ArchiveError with pg_restore's own words on failure.
+    """
+    if not pg_restore:
+        raise ArchiveError('pg_restore is not installed on this host (install the PostgreSQL client package, or set pg_restore)')
+    if compression:
+        decompress = subprocess.Popen(DECOMPRESS_COMMANDS[compression] + [path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            # pg_restore reads only the table of contents and exits; the decompressor then gets
+            # SIGPIPE, which is expected here (stream integrity is checked by scan_file).
+            proc = subprocess.run([pg_restore, '--list'], stdin=decompress.stdout, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, check=False)
+        finally:
+            decompress.stdout.close()
+            decompress.kill()
+            decompress.wait()
+    else:
+        proc = subprocess.run([pg_restore, '--list', path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    if proc.returncode != 0:
+        words = proc.stderr.decode('utf-8', 'replace').strip() or 'exit status %d' % proc.returncode
+        raise ArchiveError('pg_restore --list cannot read %s: %s' % (path, words))
+    listing = _parse_listing(proc.stdout.decode('utf-8', 'replace'))
+    if listing['entries'] == 0:
+        raise ArchiveError('pg_restore --list read %s but found no entries in it' % path)
+    return listing

@@ -1,0 +1,367 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, dbfleet maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: file_stat
+short_description: Prove a backup file is there, fresh, the right size and readable
+version_added: 0.1.0
+description:
+  - Looks at one file, given by O(path), or at the newest file matching a glob O(pattern), and returns its size,
+    modification time, age and optionally its SHA-256 (streamed, one pass).
+  - Gives verdicts an operator can act on. O(max_age) catches a backup that did not run, O(min_size) a file that
+    is too small, O(max_size_drop_pct) a dump that suddenly shrank against the previous matching file (a 42 GB
+    dump followed by a 200 KB one almost always means C(pg_dump) failed and only an error message was written).
+  - O(validate=pg_archive) checks the archive is readable by C(pg_restore --list) (custom, tar and directory
+    formats, also when compressed with zstd, gzip or lz4, whose whole stream is checked in the same pass as the
+    hash); a plain SQL dump is checked for the closing line C(pg_dump) writes when it finished.
+  - Every problem found is a sentence in RV(violations). With O(fail_on_violation=true) any violation fails the
+    host, so one stale backup shows up red in the play recap while the other hosts still report.
+  - Never changes anything on the host.
+extends_documentation_fragment:
+  - dbfleet.postgresql.safety
+options:
+  path:
+    description:
+      - The file (or directory-format dump) to look at.
+      - Mutually exclusive with O(pattern).
+    type: path
+  pattern:
+    description:
+      - An absolute glob; the newest match (by modification time) is looked at and the one before it is the
+        previous file for O(max_size_drop_pct).
+      - Files ending in C(.manifest.json) are skipped unless the pattern itself ends that way, so
+        C(/srv/backups/app_prod-*) finds dumps, not their manifests.
+    type: str
+  checksum:
+    description:
+      - Compute the SHA-256 of the file, streamed in one pass (for a directory-format dump, a SHA-256 over the
+        sorted C(sha256sum)-style listing of its files).
+    type: bool
+    default: false
+  max_age:
+    description:
+      - Maximum age of the file, as seconds or a duration like V(26h), V(90m), V(1d12h). Older is a violation.
+    type: str
+  min_size:
+    description:
+      - Minimum size, as bytes or with a unit (V(200k), V(1.5GB), V(2GiB)). Smaller is a violation.
+    type: str
+  max_size_drop_pct:
+    description:
+      - Largest allowed shrink, in percent, of the newest file against the previous matching file. Needs O(pattern).
+    type: float
+  validate:
+    description:
+      - V(pg_archive) checks the file is a readable PostgreSQL dump (see the description).
+    type: str
+    choices: [none, pg_archive]
+    default: none
+  pg_restore:
+    description:
+      - Path of the C(pg_restore) to use for O(validate=pg_archive). By default the newest one installed.
+    type: path
+  fail_on_violation:
+    description:
+      - Fail the host when RV(violations) is not empty.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Read-only; runs the same in check mode.
+    support: full
+  diff_mode:
+    description: Never changes anything, so there is never a diff.
+    support: none
+notes:
+  - The path deny-list applies to O(path), to the directory part of O(pattern) and to every file the pattern matches.
+seealso:
+  - module: dbfleet.postgresql.pg_dump_schedule
+author:
+  - dbfleet maintainers
+'''
+
+EXAMPLES = r'''
+- name: Did last night's dump run, and is it a readable archive of a plausible size?
+  dbfleet.postgresql.file_stat:
+    pattern: /srv/backups/app_prod-*.dump*
+    max_age: 26h
+    min_size: 1MB
+    max_size_drop_pct: 50
+    validate: pg_archive
+    checksum: true
+    fail_on_violation: true
+
+- name: Look at one file only
+  dbfleet.postgresql.file_stat:
+    path: /srv/offsite/app_prod-20260618T030000Z.dump.zst
+  register: offsite
+'''
+
+RETURN = r'''
+exists:
+  description: Whether a file was found.
+  returned: always
+  type: bool
+path:
+  description: The file looked at (for O(pattern), the newest match).
+  returned: when found
+  type: str
+  sample: /srv/backups/app_prod-20261122T030000Z.dump.zst
+is_dir:
+  description: Whether the path is a directory-format dump.
+  returned: when found
+  type: bool
+size:
+  description: Size in bytes (for a directory-format dump, the sum of its files).
+  returned: when found
+  type: int
+size_human:
+  description: The size for people.
+  returned: when found
+  type: str
+  sample: 41.8 GiB
+mtime:
+  description: Modification time, seconds since the epoch.
+  returned: when found
+  type: float
+mtime_iso:
+  description: Modification time, ISO 8601 in UTC.
+  returned: when found
+  type: str
+age_seconds:
+  description: Seconds since the last modification (host clock).
+  returned: when found
+  type: float
+age_human:
+  description: The age for people.
+  returned: when found
+  type: str
+  sample: 7h 12m
+sha256:
+  description: SHA-256 of the file, when O(checksum=true).
+  returned: when found and checksum is true
+  type: str
+matches:
+  description: How many files matched O(pattern).
+  returned: when pattern is used
+  type: int
+previous:
+  description: The previous matching file (path, size, mtime), for the size-drop verdict.
+  returned: when pattern matched at least two files
+  type: dict
+size_drop_pct:
+  description: How much smaller, in percent, the newest file is than the previous one (negative when it grew).
+  returned: when previous is returned
+  type: float
+compression:
+  description: Compression detected from the file's magic bytes (zstd, gzip, lz4), or null.
+  returned: when found
+  type: str
+archive:
+  description: What validation found (format, dbname, entries, dumped_from, created_at), when O(validate=pg_archive).
+  returned: when validate is pg_archive and the file was found
+  type: dict
+valid:
+  description: Whether validation passed; null when not requested.
+  returned: always
+  type: bool
+violations:
+  description: Every problem found, in words. Empty when all is well.
+  returned: always
+  type: list
+  elements: str
+ok:
+  description: True when there are no violations.
+  returned: always
+  type: bool
+'''
+
+import datetime
+import glob
+import hashlib
+import os
+import time
+
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import (
+    ArchiveError,
+    detect_format,
+    find_pg_tool,
+    pg_restore_list,
+    scan_file,
+    PLAIN_TRAILERS,
+)
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule, glob_static_prefix
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
+)
+
+
+def _is_dump_dir(path):
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, 'toc.dat'))
+
+
+def _dir_stats(path, checksum):
+    """Size of a directory-format dump and a SHA-256 over its sha256sum-style listing."""
+    total, lines = 0, []
+    for root, _dirs, files in os.walk(path):
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            total += os.path.getsize(full)
+            if checksum:
+                digest = hashlib.sha256()
+                with open(full, 'rb') as handle:
+                    for chunk in iter(lambda: handle.read(1024 * 1024), b''):
+                        digest.update(chunk)
+                lines.append('%s  %s\n' % (digest.hexdigest(), os.path.relpath(full, path)))
+    sha = hashlib.sha256(''.join(sorted(lines, key=lambda line: line[66:])).encode()).hexdigest() if checksum else None
+    return total, sha
+
+
+def _entry_size(path):
+    return _dir_stats(path, False)[0] if os.path.isdir(path) else os.path.getsize(path)
+
+
+def _find(module, pattern):
+    if not pattern.startswith('/'):
+        module.fail_json(msg='pattern=%r must be an absolute path glob, e.g. /srv/backups/app_prod-*.dump*' % pattern)
+    module.require_allowed_path(glob_static_prefix(pattern), 'pattern')
+    skip_manifests = not pattern.endswith('.manifest.json')
+    found = []
+    for match in glob.glob(pattern):
+        if skip_manifests and match.endswith('.manifest.json'):
+            continue
+        module.require_allowed_path(match, 'pattern')
+        if os.path.isfile(match) or _is_dump_dir(match):
+            found.append((os.stat(match).st_mtime, match))
+    found.sort(reverse=True)
+    return [path for _mtime, path in found]
+
+
+def _validate(module, path, is_dir, scan, result):
+    """Fill result['archive'] and return a violation sentence, or None when the archive is readable."""
+    pg_restore = find_pg_tool('pg_restore', module.params['pg_restore'])
+    try:
+        if is_dir:
+            result['archive'] = pg_restore_list(path, pg_restore)
+            return None
+        if scan['stream_error']:
+            return '%s: %s' % (path, scan['stream_error'])
+        fmt = detect_format(scan['head'])
+        if fmt == 'plain':
+            result['archive'] = {'format': 'PLAIN'}
+            if any(trailer in scan['tail'] for trailer in PLAIN_TRAILERS):
+                return None
+            return ('%s is not a complete dump: it is neither a pg_restore archive nor a plain SQL dump ending with '
+                    "pg_dump's \"dump complete\" line (an interrupted dump, or an error message saved as a backup)" % path)
+        result['archive'] = pg_restore_list(path, pg_restore, scan['compression'])
+        return None
+    except ArchiveError as exc:
+        return str(exc)
+
+
+def main():
+    module = DbfleetModule(
+        argument_spec=dict(
+            path=dict(type='path'),
+            pattern=dict(type='str'),
+            checksum=dict(type='bool', default=False),
+            max_age=dict(type='str'),
+            min_size=dict(type='str'),
+            max_size_drop_pct=dict(type='float'),
+            validate=dict(type='str', choices=['none', 'pg_archive'], default='none'),
+            pg_restore=dict(type='path'),
+            fail_on_violation=dict(type='bool', default=False),
+        ),
+        mutually_exclusive=[('path', 'pattern')],
+        required_one_of=[('path', 'pattern')],
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    try:
+        max_age = parse_duration(params['max_age'], 'max_age')
+        min_size = parse_size(params['min_size'], 'min_size')
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    drop_limit = params['max_size_drop_pct']
+    if drop_limit is not None and not 0 <= drop_limit <= 100:
+        module.fail_json(msg='max_size_drop_pct must be between 0 and 100 (got %s)' % drop_limit)
+    if drop_limit is not None and not params['pattern']:
+        module.fail_json(msg='max_size_drop_pct compares the newest file with the previous one, so it needs pattern, not path')
+
+    result = dict(changed=False, exists=False, valid=None, violations=[], ok=False)
+    violations = result['violations']
+    previous = None
+    if params['pattern']:
+        matches = _find(module, params['pattern'])
+        result['matches'] = len(matches)
+        if not matches:
+            violations.append('no file matches %s: the backup has not run here, or writes somewhere else' % params['pattern'])
+        path = matches[0] if matches else None
+        previous = matches[1] if len(matches) > 1 else None
+    else:
+        path = params['path']
+        if not os.path.lexists(path):
+            violations.append('%s does not exist' % path)
+            path = None
+        elif os.path.isdir(path) and not _is_dump_dir(path):
+            module.fail_json(msg='%s is a directory, not a file: give a file, a directory-format dump (one with toc.dat) '
+                                 'or use pattern to pick the newest file inside' % path)
+
+    if path:
+        is_dir = os.path.isdir(path)
+        try:
+            stat = os.stat(path)
+            scan = None
+            if is_dir:
+                size, sha256 = _dir_stats(path, params['checksum'])
+                compression = None
+            else:
+                size = stat.st_size
+                scan = scan_file(path, checksum=params['checksum'], inspect=params['validate'] == 'pg_archive')
+                sha256, compression = scan['sha256'], scan['compression']
+        except (OSError, ArchiveError) as exc:
+            module.fail_json(msg='cannot read %s: %s' % (path, exc), path=path)
+        age = time.time() - stat.st_mtime
+        result.update(
+            exists=True, path=path, is_dir=is_dir, size=size, size_human=format_size(size),
+            mtime=stat.st_mtime,
+            mtime_iso=datetime.datetime.fromtimestamp(stat.st_mtime, datetime.timezone.utc).isoformat(timespec='seconds'),
+            age_seconds=round(age, 3), age_human=format_duration(age), compression=compression,
+        )
+        if params['checksum']:
+            result['sha256'] = sha256
+
+        if max_age is not None and age > max_age:
+            violations.append('%s is %s old, older than max_age %s: the last backup did not run or did not finish'
+                              % (path, format_duration(age), format_duration(max_age)))
+        if min_size is not None and size < min_size:
+            violations.append('%s is %s, smaller than min_size %s' % (path, format_size(size), format_size(min_size)))
+        if previous:
+            prev_size = _entry_size(previous)
+            result['previous'] = dict(path=previous, size=prev_size, mtime=os.stat(previous).st_mtime)
+            drop = round((prev_size - size) * 100.0 / prev_size, 2) if prev_size else 0.0
+            result['size_drop_pct'] = drop
+            if drop_limit is not None and drop > drop_limit:
+                violations.append('%s is %s, %.1f%% smaller than the previous %s (%s): a dump that shrinks this much usually '
+                                  'means pg_dump failed mid-run' % (path, format_size(size), drop, previous, format_size(prev_size)))
+        if params['validate'] == 'pg_archive':
+            problem = _validate(module, path, is_dir, scan, result)
+            result['valid'] = problem is None
+            if problem:
+                violations.append(problem)
+
+    result['ok'] = not violations
+    if violations and params['fail_on_violation']:
+        module.fail_json(msg='; '.join(violations), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import glob
 import hashlib
 import os
 import re
@@ -131,22 +130,6 @@ def _scan_compressed(path, compression, digest, result):
         message = (b''.join(stderr_chunks).decode('utf-8', 'replace').strip() or '; '.join(feed_error)
                    or 'exit status %d' % code)
         result['stream_error'] = '%s stream is damaged (%s -d exit %d: %s)' % (compression, command[0], code, message)
-
-
-def find_pg_tool(name, explicit=None):
-    """Path of a PostgreSQL client tool: the explicit one, the newest Debian/RHEL-style install, or PATH."""
-    if explicit:
-        return explicit
-    candidates = glob.glob('/usr/lib/postgresql/*/bin/%s' % name) + glob.glob('/usr/pgsql-*/bin/%s' % name)
-
-    def version(path):
-        match = re.search(r'(\d+)(?:\.\d+)?/bin/', path.replace('pgsql-', ''))
-        return int(match.group(1)) if match else 0
-
-    for path in sorted(candidates, key=version, reverse=True):
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which(name)
 
 
 def _parse_listing(text):

@@ -188,11 +188,11 @@ import time
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import (
     ArchiveError,
     detect_format,
-    find_pg_tool,
     pg_restore_list,
     scan_file,
     PLAIN_TRAILERS,
 )
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import find_pg_tool
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule, glob_static_prefix
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
     format_duration,

@@ -1,0 +1,556 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, dbfleet maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: pg_dump_schedule
+short_description: Host-local scheduled pg_dump that keeps running when the controller is gone
+version_added: 0.1.0
+description:
+  - Installs, updates or removes a named dump schedule on a database host - an C(/etc/cron.d) entry and the
+    host-side runner it calls - so nightly dumps run whether or not anyone is connected.
+  - The runner dumps to a temporary name and renames only on success, checks the exit status of every stage of
+    the pipeline, hashes (SHA-256) while it streams, writes a JSON manifest beside each dump, takes a lock so runs
+    never overlap, prunes by age but never below the newest O(keep_min) good dumps, logs to a file and can copy
+    each dump to S3. A failed run exits non-zero, leaves no file that looks like a backup and marks its manifest
+    failed.
+  - Compresses exactly once. C(zstd) is the default; with PostgreSQL 15 and older the custom format is written
+    uncompressed by C(pg_dump) and piped through C(zstd), since C(pg_dump) itself only knows gzip there.
+  - Before installing, it connects the way the runner will. It refuses a schedule that cannot connect, and one
+    on a streaming replica whose settings let recovery cancel a long dump, unless O(allow_replica=true).
+  - O(run_now=true) runs a dump immediately, exactly as cron would, and returns its manifest.
+  - Check mode reports what would change (files, cron entry, with a diff) and changes nothing.
+extends_documentation_fragment:
+  - dbfleet.postgresql.postgres
+  - dbfleet.postgresql.safety
+options:
+  name:
+    description: Name of the schedule (letters, digits, C(-), C(_)); names the cron file, config and log.
+    type: str
+    required: true
+  state:
+    description: Whether the schedule should exist. V(absent) removes cron entry and config, never dumps or logs.
+    type: str
+    choices: [present, absent]
+    default: present
+  schedule:
+    description:
+      - When to run. Standard 5-field cron (V(0 3 * * *)), a nickname (V(@daily)), or the 6-field form with seconds
+        first (V(0 0 3 * * *)); cron runs jobs on the minute, so the seconds field must be 0.
+      - Required when O(state=present).
+    type: str
+  databases:
+    description:
+      - Databases to dump. The single item V(all) means every database that accepts connections, except templates.
+    type: list
+    elements: str
+    default: [all]
+  exclude_databases:
+    description: Databases to leave out when O(databases=[all]).
+    type: list
+    elements: str
+    default: []
+  format:
+    description:
+      - C(pg_dump) output format. V(custom) is restorable with C(pg_restore) (selective, parallel). V(directory) dumps
+        tables in parallel with O(jobs). V(plain) is SQL text.
+    type: str
+    choices: [custom, directory, plain]
+    default: custom
+  jobs:
+    description: Parallel jobs for O(format=directory).
+    type: int
+    default: 1
+  compression:
+    description: Compression, applied exactly once. V(zstd) where possible (see the description).
+    type: str
+    choices: [zstd, gzip, lz4, none]
+    default: zstd
+  compression_level:
+    description: Compression level; the compressor's fast default when omitted (zstd 1... 19, gzip 1... 9, lz4 1... 12).
+    type: int
+  dest:
+    description: Directory the dumps and their manifests are written to.
+    type: path
+    default: /srv/backups
+  retention_days:
+    description: Delete dumps older than this many days...
+    type: int
+    default: 14
+  keep_min:
+    description: ...but always keep at least this many of the newest good dumps of each database (at least 1).
+    type: int
+    default: 3
+  globals:
+    description: Also dump roles and tablespaces (C(pg_dumpall --globals-only)) beside the databases.
+    type: bool
+    default: true
+  run_as:
+    description: Operating-system user the dump runs as (cron and O(run_now) alike). Owns the dumps.
+    type: str
+    default: postgres
+  pg_bin:
+    description: Directory of the C(pg_dump) to use. By default the newest one installed (it can dump older servers).
+    type: path
+  lock_wait:
+    description: Seconds a run waits for a previous run of the same schedule to finish before it skips.
+    type: int
+    default: 0
+  allow_replica:
+    description:
+      - Install the schedule on a streaming replica even when C(hot_standby_feedback) is off and
+        C(max_standby_streaming_delay) is not -1, where recovery may cancel a long dump.
+    type: bool
+    default: false
+  s3_bucket:
+    description: Copy every good dump to this S3 bucket (boto3 on the host), verified by SHA-256.
+    type: str
+  s3_prefix:
+    description: Key prefix in O(s3_bucket).
+    type: str
+    default: ''
+  s3_endpoint_url:
+    description: S3 endpoint for S3-compatible storage.
+    type: str
+  s3_region:
+    description: S3 region.
+    type: str
+  s3_access_key:
+    description: Access key for S3; stored on the host in a file only O(run_as) can read. Default is boto3's own chain.
+    type: str
+  s3_secret_key:
+    description: Secret key for S3 (with O(s3_access_key)).
+    type: str
+  run_now:
+    description: Run a dump now, as cron would, and return its manifest. Fails the task when the dump fails.
+    type: bool
+    default: false
+  runner_path:
+    description: Where the runner is installed (shared by all schedules on the host).
+    type: path
+    default: /opt/dbfleet/bin/dbfleet-pg-dump
+  config_dir:
+    description: Where schedule configs, passfiles and S3 credential files live.
+    type: path
+    default: /etc/dbfleet/pg_dump
+  cron_dir:
+    description: The cron drop-in directory.
+    type: path
+    default: /etc/cron.d
+  state_dir:
+    description: Where locks and the last run's summary live (one sub-directory per schedule).
+    type: path
+    default: /var/lib/dbfleet/pg_dump
+  log_dir:
+    description: Where the runner logs (one file per schedule).
+    type: path
+    default: /var/log/dbfleet/pg_dump
+attributes:
+  check_mode:
+    description: Reports exactly what would change and changes nothing; O(run_now) reports a change without dumping.
+    support: full
+  diff_mode:
+    description: Shows the cron entry and config before and after; secrets are never shown.
+    support: full
+requirements:
+  - croniter (Debian package python3-croniter) on the host
+  - boto3 on the host when S3 upload is used
+notes:
+  - Passwords are written to a passfile (mode 0600, owner O(run_as)) and reach PostgreSQL through PGPASSFILE, never
+    a command line.
+seealso:
+  - module: dbfleet.postgresql.file_stat
+author:
+  - dbfleet maintainers
+'''
+
+EXAMPLES = r'''
+- name: Nightly dump of app_prod at 03:00, two weeks kept, never fewer than 3 good dumps
+  dbfleet.postgresql.pg_dump_schedule:
+    name: nightly
+    schedule: "0 0 3 * * *"
+    databases: [app_prod]
+    dest: /srv/backups
+    retention_days: 14
+    keep_min: 3
+
+- name: Every database, directory format with 4 jobs, copied to S3, and run once right now
+  dbfleet.postgresql.pg_dump_schedule:
+    name: full
+    schedule: "30 1 * * *"
+    format: directory
+    jobs: 4
+    s3_bucket: db-offsite
+    s3_prefix: "{{ inventory_hostname }}/"
+    s3_access_key: "{{ vault_s3_access_key }}"
+    s3_secret_key: "{{ vault_s3_secret_key }}"
+    run_now: true
+  register: dump
+
+- name: Remove a schedule (dumps and logs stay)
+  dbfleet.postgresql.pg_dump_schedule:
+    name: nightly
+    state: absent
+'''
+
+RETURN = r'''
+cron_expression:
+  description: The 5-field cron expression installed.
+  returned: when state is present
+  type: str
+  sample: 0 3 * * *
+next_runs:
+  description: The next five run times, host local time.
+  returned: when state is present
+  type: list
+  elements: str
+command:
+  description: The command cron runs (as O(run_as)); run it by hand to get the same dump.
+  returned: when state is present
+  type: str
+  sample: /usr/bin/python3 /opt/dbfleet/bin/dbfleet-pg-dump --config /etc/dbfleet/pg_dump/nightly.json --quiet
+cron_file:
+  description: The cron drop-in file.
+  returned: always
+  type: str
+files:
+  description: Files and directories that were (or in check mode would be) created, changed or removed.
+  returned: always
+  type: list
+  elements: str
+config:
+  description: The runner's configuration (it holds no secrets).
+  returned: when state is present
+  type: dict
+is_replica:
+  description: Whether the server the schedule connects to is in recovery.
+  returned: when state is present
+  type: bool
+run:
+  description: Summary of the O(run_now) dump, with one manifest per artifact in RV(run.artifacts).
+  returned: when run_now ran
+  type: dict
+'''
+
+import inspect
+import json
+import os
+import pwd
+import sys
+import tempfile
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _dump_runner
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._cron import (
+    CRON_NAME_RE,
+    CRONITER_IMPORT_ERROR,
+    HAS_CRONITER,
+    ScheduleError,
+    next_runs,
+    normalize_schedule,
+    render_cron_file,
+)
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import (
+    PgError,
+    as_user,
+    connection_settings,
+    find_pg_tool,
+    passfile_line,
+    postgres_common_argument_spec,
+    psql_query,
+)
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule
+
+HIDDEN = '<secret: %d bytes, not shown>\n'
+
+
+class Desired:
+    """One file the schedule needs: content, owner, mode, and whether its content may be shown in a diff."""
+
+    def __init__(self, path, content, owner='root', mode=0o644, secret=False):
+        self.path, self.content, self.owner, self.mode, self.secret = path, content, owner, mode, secret
+
+    def current(self):
+        try:
+            with open(self.path, 'r') as handle:
+                return handle.read()
+        except (IOError, OSError):
+            return None
+
+    def differs(self):
+        """What differs: 'content', 'owner/mode', or None."""
+        before = self.current()
+        if before != self.content:
+            return 'content'
+        info = os.stat(self.path)
+        if info.st_mode & 0o7777 != self.mode or pwd.getpwuid(info.st_uid).pw_name != self.owner:
+            return 'owner/mode'
+        return None
+
+    def shown(self, text):
+        if text is None:
+            return ''
+        return HIDDEN % len(text) if self.secret else text
+
+
+def write_atomically(module, desired):
+    """Write to a temporary file beside the target, then rename over it; back up first in edit mode."""
+    directory = os.path.dirname(desired.path)
+    entry = pwd.getpwnam(desired.owner)
+    module.backup_before_overwrite(desired.path)
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(desired.path), dir=directory)
+    try:
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(desired.content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, desired.mode)
+        os.chown(tmp, entry.pw_uid, entry.pw_gid)
+        os.rename(tmp, desired.path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def ensure_dir(path, owner, mode):
+    """Create a missing directory; an existing one is the operator's and is left as it is."""
+    os.makedirs(path, 0o755, exist_ok=True)
+    entry = pwd.getpwnam(owner)
+    os.chmod(path, mode)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def validate(module, params):
+    """Reject bad input before anything is looked at or written."""
+    if not CRON_NAME_RE.match(params['name']):
+        module.fail_json(msg='name=%r: use letters, digits, "-" and "_" only (it names a file in /etc/cron.d)' % params['name'])
+    if params['state'] == 'absent':
+        return None
+    if not HAS_CRONITER:
+        module.fail_json(msg=missing_required_lib('croniter (Debian: python3-croniter)'), exception=str(CRONITER_IMPORT_ERROR))
+    try:
+        expression = normalize_schedule(params['schedule'])
+    except ScheduleError as exc:
+        module.fail_json(msg='schedule: %s' % exc)
+    if bool(params['s3_access_key']) != bool(params['s3_secret_key']):
+        module.fail_json(msg='s3_access_key and s3_secret_key go together: give both, or neither to use boto3\'s own credentials')
+    if (params['s3_access_key'] or params['s3_prefix'] or params['s3_endpoint_url']) and not params['s3_bucket']:
+        module.fail_json(msg='S3 options are set but s3_bucket is not')
+    try:
+        pwd.getpwnam(params['run_as'])
+    except KeyError:
+        module.fail_json(msg='run_as=%s: no such user on this host' % params['run_as'])
+    return expression
+
+
+def paths_for(params):
+    name = params['name']
+    return dict(
+        cron=os.path.join(params['cron_dir'], 'dbfleet-pg-dump-%s' % name),
+        config=os.path.join(params['config_dir'], '%s.json' % name),
+        passfile=os.path.join(params['config_dir'], '%s.pgpass' % name),
+        s3_credentials=os.path.join(params['config_dir'], '%s.s3.json' % name),
+        state=os.path.join(params['state_dir'], name),
+        log=os.path.join(params['log_dir'], '%s.log' % name),
+    )
+
+
+def runner_source():
+    """The runner as it will be installed: this interpreter's shebang plus the module_utils source."""
+    return '#!%s\n%s' % (sys.executable, inspect.getsource(_dump_runner))
+
+
+def build_config(params, paths, connection):
+    """The runner's config, built and defaulted by the runner's own code (no secrets in it)."""
+    s3 = None
+    if params['s3_bucket']:
+        s3 = dict(bucket=params['s3_bucket'], prefix=params['s3_prefix'] or '', endpoint_url=params['s3_endpoint_url'],
+                  region=params['s3_region'], credentials_file=paths['s3_credentials'] if params['s3_access_key'] else None)
+    databases = params['databases']
+    pg_dump = find_pg_tool('pg_dump')
+    return _dump_runner.build_config(
+        params['name'], params['dest'],
+        databases='all' if databases == ['all'] else databases,
+        exclude_databases=params['exclude_databases'],
+        format=params['format'],
+        jobs=params['jobs'],
+        compression=params['compression'],
+        compression_level=params['compression_level'],
+        retention_days=params['retention_days'],
+        keep_min=params['keep_min'],
+        globals=params['globals'],
+        connection=dict(connection, passfile=paths['passfile'] if params['login_password'] else None),
+        pg_bin=params['pg_bin'] or (os.path.dirname(pg_dump) if pg_dump else None),
+        lock_file=os.path.join(paths['state'], 'lock'),
+        lock_wait=params['lock_wait'],
+        state_dir=paths['state'],
+        log_file=paths['log'],
+        s3=s3,
+    )
+
+
+def check_server(module, params, connection):
+    """Connect as the runner will; refuse a replica whose recovery may cancel a long dump."""
+    try:
+        rows = psql_query(module, "SELECT pg_is_in_recovery(), current_setting('hot_standby_feedback'), "
+                                  "current_setting('max_standby_streaming_delay')",
+                          connection, params['login_password'], run_as=params['run_as'])
+    except PgError as exc:
+        if module.check_mode:
+            # In a plan the role or password may be created by an earlier task that did not run either.
+            module.warn('could not check the connection the dumps will use (%s); a real run refuses to install '
+                        'the schedule if it still fails then' % exc)
+            return None
+        module.fail_json(msg='pg_dump_schedule %s: checked the connection the dumps will use and it failed, so no '
+                             'schedule was installed: %s' % (params['name'], exc))
+    in_recovery, feedback, delay = rows[0]
+    is_replica = in_recovery == 't'
+    if is_replica and not params['allow_replica'] and feedback != 'on' and delay != '-1':
+        module.fail_json(msg='pg_dump_schedule %s: this server is a streaming replica with hot_standby_feedback=%s and '
+                             'max_standby_streaming_delay=%s, so replaying WAL can cancel a long pg_dump ("canceling '
+                             'statement due to conflict with recovery"). Set hot_standby_feedback=on (or '
+                             'max_standby_streaming_delay=-1) on this replica, dump the primary instead, or set '
+                             'allow_replica: true to accept the risk.' % (params['name'], feedback, delay),
+                         is_replica=True)
+    return is_replica
+
+
+def run_now(module, params, paths, command):
+    rc, out, err = module.run_command(as_user(command[:-1] + ['--json'], params['run_as']))
+    try:
+        summary = json.loads(out)
+    except ValueError:
+        summary = None
+    if rc != 0 or not summary or summary.get('status') != 'ok':
+        errors = (summary or {}).get('errors') or [(err or out).strip()[-2000:] or 'runner exit status %d' % rc]
+        module.fail_json(msg='pg_dump_schedule %s: the dump run now FAILED (exit %d): %s. Log: %s'
+                             % (params['name'], rc, '; '.join(errors), paths['log']),
+                         changed=True, run=summary, rc=rc)
+    return summary
+
+
+def present(module, params, expression):
+    paths = paths_for(params)
+    connection = connection_settings(params)
+    config = build_config(params, paths, connection)
+    errors = _dump_runner.validate_config(config)
+    if errors:
+        module.fail_json(msg='pg_dump_schedule %s: invalid settings, nothing was changed: %s' % (params['name'], '; '.join(errors)))
+    is_replica = check_server(module, params, connection)
+
+    runner = params['runner_path']
+    command = [sys.executable, runner, '--config', paths['config'], '--quiet']
+    run_as = params['run_as']
+    desired = [
+        Desired(runner, runner_source(), mode=0o755),
+        Desired(paths['config'], json.dumps(config, indent=2, sort_keys=True) + '\n', owner=run_as, mode=0o600),
+        Desired(paths['cron'], render_cron_file(
+            'dbfleet pg_dump schedule "%s": %s' % (params['name'], ', '.join(params['databases'])),
+            expression, run_as, command), mode=0o644),
+    ]
+    if params['login_password']:
+        desired.append(Desired(paths['passfile'], passfile_line(connection, params['login_password']),
+                               owner=run_as, mode=0o600, secret=True))
+    if params['s3_access_key']:
+        desired.append(Desired(paths['s3_credentials'], json.dumps(dict(
+            aws_access_key_id=params['s3_access_key'], aws_secret_access_key=params['s3_secret_key'])) + '\n',
+            owner=run_as, mode=0o600, secret=True))
+    obsolete = [p for p, wanted in ((paths['passfile'], params['login_password']),
+                                    (paths['s3_credentials'], params['s3_access_key'])) if not wanted and os.path.exists(p)]
+    dirs = [(os.path.dirname(runner), 'root', 0o755), (params['config_dir'], 'root', 0o755),
+            (paths['state'], run_as, 0o750), (params['log_dir'], run_as, 0o750), (params['dest'], run_as, 0o750)]
+
+    changed_files = [d for d in desired if d.differs()]
+    changed_dirs = [d for d in dirs if not os.path.isdir(d[0])]
+    diffs = []
+    for item in changed_files:
+        if item.path == runner:
+            continue
+        diffs.append(dict(before_header=item.path, after_header=item.path,
+                          before=item.shown(item.current()), after=item.shown(item.content)))
+    for path in obsolete:
+        diffs.append(dict(before_header=path, after_header=path, before=HIDDEN % os.path.getsize(path), after=''))
+
+    changed = bool(changed_files or changed_dirs or obsolete or params['run_now'])
+    result = dict(
+        changed=changed, cron_expression=expression, next_runs=next_runs(expression), cron_file=paths['cron'],
+        command=' '.join(command), config=config, is_replica=is_replica, log_file=paths['log'],
+        files=[d[0] for d in changed_dirs] + [d.path for d in changed_files] + obsolete,
+        diff=diffs,
+    )
+    if module.check_mode:
+        if params['run_now']:
+            result['run'] = dict(status='not run (check mode)')
+        module.exit_json(**result)
+
+    for path, owner, mode in changed_dirs:
+        ensure_dir(path, owner, mode)
+    for item in changed_files:
+        write_atomically(module, item)
+    for path in obsolete:
+        module.backup_before_overwrite(path)
+        os.unlink(path)
+    if params['run_now']:
+        result['run'] = run_now(module, params, paths, command)
+    module.exit_json(**result)
+
+
+def absent(module, params):
+    paths = paths_for(params)
+    targets = [p for p in (paths['cron'], paths['config'], paths['passfile'], paths['s3_credentials']) if os.path.exists(p)]
+    result = dict(changed=bool(targets), cron_file=paths['cron'], files=targets,
+                  diff=[dict(before_header=p, after_header=p, before='(file)\n', after='') for p in targets])
+    if not module.check_mode:
+        for path in targets:
+            module.backup_before_overwrite(path)
+            os.unlink(path)
+    module.exit_json(**result)
+
+
+def main():
+    argument_spec = postgres_common_argument_spec()
+    argument_spec.update(
+        name=dict(type='str', required=True),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        schedule=dict(type='str'),
+        databases=dict(type='list', elements='str', default=['all']),
+        exclude_databases=dict(type='list', elements='str', default=[]),
+        format=dict(type='str', choices=['custom', 'directory', 'plain'], default='custom'),
+        jobs=dict(type='int', default=1),
+        compression=dict(type='str', choices=['zstd', 'gzip', 'lz4', 'none'], default='zstd'),
+        compression_level=dict(type='int'),
+        dest=dict(type='path', default='/srv/backups'),
+        retention_days=dict(type='int', default=14),
+        keep_min=dict(type='int', default=3),
+        globals=dict(type='bool', default=True),
+        run_as=dict(type='str', default='postgres'),
+        pg_bin=dict(type='path'),
+        lock_wait=dict(type='int', default=0),
+        allow_replica=dict(type='bool', default=False),
+        s3_bucket=dict(type='str'),
+        s3_prefix=dict(type='str', default=''),
+        s3_endpoint_url=dict(type='str'),
+        s3_region=dict(type='str'),
+        s3_access_key=dict(type='str', no_log=True),
+        s3_secret_key=dict(type='str', no_log=True),
+        run_now=dict(type='bool', default=False),
+        runner_path=dict(type='path', default='/opt/dbfleet/bin/dbfleet-pg-dump'),
+        config_dir=dict(type='path', default='/etc/dbfleet/pg_dump'),
+        cron_dir=dict(type='path', default='/etc/cron.d'),
+        state_dir=dict(type='path', default='/var/lib/dbfleet/pg_dump'),
+        log_dir=dict(type='path', default='/var/log/dbfleet/pg_dump'),
+    )
+    module = DbfleetModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('state', 'present', ('schedule',))])
+    params = module.params
+    expression = validate(module, params)
+    if params['state'] == 'absent':
+        absent(module, params)
+    present(module, params, expression)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,713 @@
+# Copyright: (c) 2026, dbfleet maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host-side dump runner against a real, throwaway PostgreSQL 15 cluster.
+
+The cluster is created by the fixture below (initdb as user postgres in a temp
+dir, trust auth, unix socket only, fsync off); the runner runs as a subprocess,
+as root with ``-U postgres``, under the venv's Python and under Debian's
+``/usr/bin/python3`` (what DB hosts use) from a copy written the way the
+pg_dump_schedule module installs it (shebang + ``inspect.getsource``).
+
+Needs root (initdb/pg_ctl via runuser, tmpfs mounts), PostgreSQL 15 binaries,
+zstd, lz4, gzip; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fcntl
+import hashlib
+import inspect
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _dump_runner
+
+PG_BIN = '/usr/lib/postgresql/15/bin'
+PORT = 55432
+VENV_PY = sys.executable
+DEBIAN_PY = '/usr/bin/python3'
+RUNNER = os.path.abspath(_dump_runner.__file__)
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason='needs root: runs initdb as postgres and mounts tmpfs'),
+    pytest.mark.skipif(not os.path.exists(os.path.join(PG_BIN, 'initdb')), reason='PostgreSQL 15 server binaries missing'),
+    pytest.mark.skipif(not all(shutil.which(tool) for tool in ('zstd', 'lz4', 'gzip', 'runuser')), reason='zstd/lz4/gzip/runuser missing'),
+]
+
+
+# --------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------
+
+class Cluster:
+    def __init__(self, base):
+        self.base = base
+        self.data = os.path.join(base, 'data')
+        self.sockdir = base
+        self.port = PORT
+
+    def as_postgres(self, *argv, **kwargs):
+        return subprocess.run(['runuser', '-u', 'postgres', '--'] + list(argv), check=True, capture_output=True, text=True, **kwargs)
+
+    def start(self):
+        self.as_postgres(os.path.join(PG_BIN, 'pg_ctl'), '-D', self.data, '-l', os.path.join(self.base, 'server.log'), '-w',
+                         '-o', "-p %d -k %s -c listen_addresses='' -c fsync=off -c full_page_writes=off" % (self.port, self.sockdir),
+                         'start')
+
+    def stop(self):
+        self.as_postgres(os.path.join(PG_BIN, 'pg_ctl'), '-D', self.data, '-m', 'fast', '-w', 'stop')
+
+    def psql(self, sql, db='postgres'):
+        proc = subprocess.run([os.path.join(PG_BIN, 'psql'), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', self.sockdir,
+                               '-p', str(self.port), '-U', 'postgres', '-d', db, '-c', sql],
+                              capture_output=True, text=True, check=True)
+        return proc.stdout.strip()
+
+    def env(self):
+        return dict(os.environ, PGHOST=self.sockdir, PGPORT=str(self.port), PGUSER='postgres')
+
+
+@pytest.fixture(scope='module')
+def pg():
+    base = tempfile.mkdtemp(prefix='dbfleet-runner-pg-', dir='/tmp')
+    postgres = pwd.getpwnam('postgres')
+    os.chmod(base, 0o755)
+    os.chown(base, postgres.pw_uid, postgres.pw_gid)
+    cluster = Cluster(base)
+    try:
+        cluster.as_postgres(os.path.join(PG_BIN, 'initdb'), '-D', cluster.data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8',
+                            '--locale=C', '--no-sync')
+        cluster.start()
+        cluster.psql('CREATE ROLE app_owner LOGIN')
+        cluster.psql('CREATE DATABASE app_prod OWNER app_owner')
+        cluster.psql("CREATE TABLE items (id int PRIMARY KEY, name text, payload text);"
+                     "INSERT INTO items SELECT g, 'item ' || g, repeat(md5(g::text), 4) FROM generate_series(1, 5000) g;"
+                     "CREATE INDEX ON items (name);", db='app_prod')
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def installed_runner(pg):
+    """The runner as pg_dump_schedule installs it: a shebang plus inspect.getsource() of the module."""
+    path = os.path.join(pg.base, 'dbfleet-pg-dump-runner')
+    with open(path, 'w', encoding='utf-8') as handle:
+        handle.write('#!%s\n%s' % (DEBIAN_PY, inspect.getsource(_dump_runner)))
+    os.chmod(path, 0o755)
+    return path
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def moto():
+    binary = os.path.join(os.path.dirname(sys.executable), 'moto_server')
+    if not os.path.exists(binary):
+        pytest.skip('moto_server not installed next to %s' % sys.executable)
+    port = free_port()
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen([binary, '-H', '127.0.0.1', '-p', str(port)], stdout=log, stderr=log)
+    url = 'http://127.0.0.1:%d' % port
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(url + '/', timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError('moto_server did not start: %s' % log.read().decode(errors='replace'))
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+def make_config(tmp_path, pg, name='t', **overrides):
+    cfg = {
+        'name': name, 'databases': ['app_prod'], 'exclude_databases': [], 'format': 'custom', 'jobs': 1,
+        'compression': 'zstd', 'compression_level': None, 'dest': str(tmp_path / 'backups'),
+        'retention_days': 14, 'keep_min': 3, 'globals': False,
+        'connection': {'host': pg.sockdir, 'port': pg.port, 'user': 'postgres', 'dbname': 'postgres', 'passfile': None, 'sslmode': None},
+        'pg_bin': PG_BIN, 'lock_file': str(tmp_path / 'state' / ('%s.lock' % name)), 'lock_wait': 0,
+        'state_dir': str(tmp_path / 'state' / name), 'log_file': str(tmp_path / 'log' / ('pg_dump-%s.log' % name)), 's3': None,
+    }
+    cfg.update(overrides)
+    assert _dump_runner.validate_config(cfg) == []
+    path = tmp_path / ('%s.json' % name)
+    path.write_text(json.dumps(cfg, indent=2))
+    os.chmod(str(path), 0o600)
+    return str(path), cfg
+
+
+def runner_cmd(config, python=VENV_PY, script=RUNNER, args=('--json', '--quiet')):
+    return [python, script, '--config', config] + list(args)
+
+
+def run_runner(config, python=VENV_PY, script=RUNNER, args=('--json', '--quiet'), env=None, timeout=120):
+    proc = subprocess.run(runner_cmd(config, python, script, args), capture_output=True, text=True, env=env, timeout=timeout,
+                          check=False)
+    summary = json.loads(proc.stdout) if proc.stdout.strip().startswith('{') else None
+    return proc.returncode, summary, proc.stderr
+
+
+def listing(dest):
+    return sorted(os.listdir(dest)) if os.path.isdir(dest) else []
+
+
+def dumps_in(dest, db=None):
+    result = []
+    for name in listing(dest):
+        parsed = _dump_runner.parse_artifact_name(name)
+        if parsed and parsed['kind'] == 'dump' and (db is None or parsed['db'] == db):
+            result.append(name)
+    return result
+
+
+def partials_in(dest):
+    return [name for name in listing(dest) if '.partial-' in name]
+
+
+def sha256_file(path):
+    return subprocess.run(['sha256sum', path], capture_output=True, text=True, check=True).stdout.split()[0]
+
+
+def read_manifest(dest, db, stamp):
+    with open(os.path.join(dest, _dump_runner.manifest_name(db, stamp)), encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def restore_list(path):
+    """``pg_restore --list`` of a dump, decompressing .zst/.lz4 through a pipe; both exit statuses checked."""
+    pg_restore = os.path.join(PG_BIN, 'pg_restore')
+    decompress = {'.zst': ['zstd', '-dc', path], '.lz4': ['lz4', '-dc', path], '.gz': ['gzip', '-dc', path]}.get(os.path.splitext(path)[1])
+    if decompress is None:
+        return subprocess.run([pg_restore, '--list', path], capture_output=True, text=True, check=True).stdout
+    # the whole stream decompresses cleanly (frame checksums included) ...
+    subprocess.run([decompress[0], '-t', path] if decompress[0] != 'gzip' else ['gzip', '-t', path], check=True, capture_output=True)
+    # ... and pg_restore reads the archive from the pipe.  --list stops after the TOC, so
+    # the decompressor may die of SIGPIPE; that is the only non-zero status accepted.
+    first = subprocess.Popen(decompress, stdout=subprocess.PIPE)
+    second = subprocess.run([pg_restore, '--list'], stdin=first.stdout, capture_output=True, text=True, check=False)
+    first.stdout.close()
+    assert first.wait() in (0, -signal.SIGPIPE)
+    assert second.returncode == 0, second.stderr
+    return second.stdout
+
+
+def assert_failed_cleanly(dest, db, summary, rc, words):
+    assert rc == 1, summary
+    assert summary['status'] == 'failed'
+    failed = [item for item in summary['artifacts'] if item['db'] == db]
+    assert failed and failed[0]['status'] == 'failed'
+    assert any(word in failed[0]['error'] for word in words), failed[0]['error']
+    assert failed[0]['path'] is None and failed[0]['sha256'] is None
+    on_disk = read_manifest(dest, db, failed[0]['stamp'])
+    assert on_disk['status'] == 'failed' and on_disk['error'] == failed[0]['error']
+    assert not [name for name in dumps_in(dest, db) if failed[0]['stamp'] in name], 'a failed run left a dump-looking file'
+    assert partials_in(dest) == []
+    return failed[0]
+
+
+def wrapper_bin(tmp_path, pg_dump_script):
+    """A pg_bin directory whose pg_dump is a shell wrapper (psql/pg_dumpall are the real ones)."""
+    directory = tmp_path / 'pgbin'
+    directory.mkdir()
+    for tool in ('psql', 'pg_dumpall', 'pg_restore'):
+        os.symlink(os.path.join(PG_BIN, tool), str(directory / tool))
+    script = directory / 'pg_dump'
+    script.write_text('#!/bin/sh\nREAL=%s\ncase "$1" in --version) exec "$REAL" "$@";; esac\n%s\n'
+                      % (os.path.join(PG_BIN, 'pg_dump'), pg_dump_script))
+    os.chmod(str(script), 0o755)
+    return str(directory)
+
+
+# --------------------------------------------------------------------------
+# good dumps
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize('interpreter', ['venv', 'debian-installed'])
+def test_good_dump_is_restorable_and_hash_matches(tmp_path, pg, installed_runner, interpreter):
+    python, script = (VENV_PY, RUNNER) if interpreter == 'venv' else (DEBIAN_PY, installed_runner)
+    config, cfg = make_config(tmp_path, pg, globals=True)
+    rc, summary, stderr = run_runner(config, python, script)
+    assert rc == 0, (summary, stderr)
+    assert summary['status'] == 'ok' and summary['errors'] == [] and summary['name'] == 't'
+    dest = cfg['dest']
+    assert stat_mode(dest) == 0o750
+    by_db = {item['db']: item for item in summary['artifacts']}
+    assert set(by_db) == {'app_prod', 'globals'}
+
+    dump = by_db['app_prod']
+    assert dump['path'] == os.path.join(dest, 'app_prod-%s.dump.zst' % dump['stamp'])
+    assert (dump['format'], dump['compression'], dump['compression_by'], dump['compression_level']) == ('custom', 'zstd', 'external', 2)
+    assert dump['exit_status'] == {'pg_dump': 0, 'zstd': 0}
+    assert dump['sha256'] == sha256_file(dump['path'])
+    assert dump['size'] == os.path.getsize(dump['path'])
+    assert dump['pg_dump_version'].startswith('15.') and dump['server_version'].startswith('15.')
+    assert dump['db_size_bytes'] > 0 and dump['runner_version'] == _dump_runner.RUNNER_VERSION
+    assert dump['host'] == socket.gethostname() and dump['schedule'] == 't'
+    assert read_manifest(dest, 'app_prod', dump['stamp']) == dump
+    assert stat_mode(dump['path']) == 0o640
+    toc = restore_list(dump['path'])
+    assert 'TABLE DATA public items' in toc
+    restored = 'restored_%s' % interpreter.replace('-', '_')
+    pg.psql('CREATE DATABASE %s' % restored)
+    unzstd = subprocess.Popen(['zstd', '-dc', dump['path']], stdout=subprocess.PIPE)
+    subprocess.run([os.path.join(PG_BIN, 'pg_restore'), '--no-owner', '-d', restored], stdin=unzstd.stdout, env=pg.env(),
+                   check=True, capture_output=True)
+    unzstd.stdout.close()
+    assert unzstd.wait() == 0
+    assert pg.psql('SELECT count(*), sum(length(payload)) FROM items', db=restored) == pg.psql(
+        'SELECT count(*), sum(length(payload)) FROM items', db='app_prod')
+    pg.psql('DROP DATABASE %s' % restored)
+
+    glob = by_db['globals']
+    assert glob['path'] == os.path.join(dest, 'globals-%s.sql.zst' % glob['stamp'])
+    assert glob['sha256'] == sha256_file(glob['path'])
+    sql = subprocess.run(['zstd', '-dc', glob['path']], capture_output=True, text=True, check=True).stdout
+    assert 'CREATE ROLE app_owner' in sql
+    assert sorted(listing(dest)) == sorted([os.path.basename(dump['path']), os.path.basename(glob['path']),
+                                            _dump_runner.manifest_name('app_prod', dump['stamp']),
+                                            _dump_runner.manifest_name('globals', glob['stamp'])])
+    with open(os.path.join(cfg['state_dir'], 'last-run.json'), encoding='utf-8') as handle:
+        assert json.load(handle) == summary
+    with open(cfg['log_file'], encoding='utf-8') as handle:
+        log = handle.read()
+    assert 'run ok' in log and dump['sha256'] in log
+
+
+def stat_mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+@pytest.mark.parametrize('fmt,compression,suffix,actual,by', [
+    ('custom', 'gzip', '.dump', 'gzip', 'pg_dump'),
+    ('custom', 'lz4', '.dump.lz4', 'lz4', 'external'),
+    ('custom', 'none', '.dump', 'none', 'none'),
+    ('plain', 'gzip', '.sql.gz', 'gzip', 'external'),
+    ('plain', 'zstd', '.sql.zst', 'zstd', 'external'),
+    ('directory', 'zstd', '.dir', 'gzip', 'pg_dump'),
+])
+def test_formats_and_compression(tmp_path, pg, fmt, compression, suffix, actual, by):
+    config, cfg = make_config(tmp_path, pg, format=fmt, compression=compression, jobs=2 if fmt == 'directory' else 1)
+    rc, summary, stderr = run_runner(config)
+    assert rc == 0, (summary, stderr)
+    dump = summary['artifacts'][0]
+    assert dump['path'].endswith(suffix) and (dump['compression'], dump['compression_by']) == (actual, by)
+    assert dump['requested_compression'] == compression
+    if fmt == 'plain':
+        tool = {'gzip': 'gzip', 'zstd': 'zstd'}[compression]
+        text = subprocess.run([tool, '-dc', dump['path']], capture_output=True, text=True, check=True).stdout
+        assert 'CREATE TABLE public.items' in text
+        assert dump['sha256'] == sha256_file(dump['path'])
+    elif fmt == 'directory':
+        assert 'TABLE DATA public items' in restore_list(dump['path'])
+        assert stat_mode(dump['path']) == 0o750
+        lines = []
+        for name, info in dump['files'].items():
+            assert info['sha256'] == sha256_file(os.path.join(dump['path'], name))
+            assert stat_mode(os.path.join(dump['path'], name)) == 0o640
+            lines.append('%s  %s\n' % (info['sha256'], name))
+        assert dump['sha256'] == hashlib.sha256(''.join(sorted(lines, key=lambda line: line[66:])).encode()).hexdigest()
+        assert dump['size'] == sum(info['size'] for info in dump['files'].values())
+        assert any(name.endswith('.dat.gz') for name in dump['files'])  # pg_dump 15's native gzip, recorded as such
+        assert 'zstd needs pg_dump 16' in dump['compression_note']
+    else:
+        assert 'TABLE DATA public items' in restore_list(dump['path'])
+        assert dump['sha256'] == sha256_file(dump['path'])
+        if compression == 'gzip':
+            head = subprocess.run([os.path.join(PG_BIN, 'pg_restore'), '--list', dump['path']], capture_output=True, text=True,
+                                  check=True).stdout
+            assert 'Compression: 1' in head  # compressed once, by pg_dump itself
+
+
+def test_all_databases_minus_excluded(tmp_path, pg):
+    config, cfg = make_config(tmp_path, pg, databases='all', exclude_databases=['postgres'])
+    rc, summary, stderr = run_runner(config)
+    assert rc == 0, (summary, stderr)
+    dbs = {item['db'] for item in summary['artifacts']}
+    assert 'app_prod' in dbs
+    assert not dbs & {'postgres', 'template0', 'template1'}
+
+
+# --------------------------------------------------------------------------
+# failures: nothing that looks like a backup, nothing partial, exit 1
+# --------------------------------------------------------------------------
+
+def test_wrong_database_name(tmp_path, pg):
+    config, cfg = make_config(tmp_path, pg, databases=['app_prod', 'no_such_db'])
+    rc, summary, _stderr = run_runner(config)
+    failed = assert_failed_cleanly(cfg['dest'], 'no_such_db', summary, rc, ['does not exist'])
+    assert failed['exit_status']['pg_dump'] != 0
+    assert dumps_in(cfg['dest'], 'no_such_db') == []
+    good = [item for item in summary['artifacts'] if item['db'] == 'app_prod'][0]
+    assert good['status'] == 'ok' and os.path.exists(good['path'])
+    assert any('no_such_db' in error for error in summary['errors'])
+    with open(cfg['log_file'], encoding='utf-8') as handle:
+        assert 'pg_dump: pg_dump: error:' in handle.read()  # the stage's stderr, captured to the log
+
+
+def test_postgres_stopped(tmp_path, pg):
+    config, cfg = make_config(tmp_path, pg, keep_min=1, retention_days=0)
+    rc, summary, _stderr = run_runner(config)
+    assert rc == 0
+    good = summary['artifacts'][0]
+    pg.stop()
+    try:
+        rc, summary, _stderr = run_runner(config)
+        assert_failed_cleanly(cfg['dest'], 'app_prod', summary, rc, ['connection to server', 'No such file'])
+        config_all, _cfg = make_config(tmp_path, pg, name='t_all', databases='all', dest=cfg['dest'])
+        rc, summary, _stderr = run_runner(config_all)
+        assert rc == 1 and summary['status'] == 'failed'
+        assert any('cannot list databases' in error for error in summary['errors'])
+    finally:
+        pg.start()
+    assert dumps_in(cfg['dest']) == [os.path.basename(good['path'])]  # retention did not touch the good one
+    assert sha256_file(good['path']) == good['sha256']
+
+
+def test_disk_full_never_leaves_a_backup_and_keeps_the_newest_good(tmp_path, pg):
+    pg.psql('CREATE DATABASE tiny')
+    pg.psql('CREATE TABLE t (id int, v text); INSERT INTO t SELECT g, g::text FROM generate_series(1, 50) g', db='tiny')
+    mount = tmp_path / 'small'
+    mount.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k,mode=0750', 'tmpfs', str(mount)], check=True)
+    try:
+        config, cfg = make_config(tmp_path, pg, databases=['tiny'], dest=str(mount), keep_min=1, retention_days=0)
+        rc, summary, stderr = run_runner(config)
+        assert rc == 0, (summary, stderr)
+        first = summary['artifacts'][0]
+        # ~300 kB of hex: compresses to far more than the 64 kB filesystem holds
+        pg.psql('INSERT INTO t SELECT g, md5(random()::text) || md5(random()::text) FROM generate_series(1, 5000) g', db='tiny')
+        for _attempt in range(3):
+            rc, summary, _stderr = run_runner(config)
+            failed = assert_failed_cleanly(str(mount), 'tiny', summary, rc, ['No space left on device'])
+            assert 'filesystem is full' in failed['error']
+            assert dumps_in(str(mount)) == [os.path.basename(first['path'])]
+            assert sha256_file(first['path']) == first['sha256']
+            assert summary['pruned'] == []
+        pg.psql('DELETE FROM t WHERE id > 50 OR length(v) > 10', db='tiny')
+        rc, summary, stderr = run_runner(config)
+        assert rc == 0, (summary, stderr)
+        newest = summary['artifacts'][0]
+        # now that a newer good dump exists, retention (0 days, keep 1) removes the old one and the failed manifests
+        assert dumps_in(str(mount)) == [os.path.basename(newest['path'])]
+        assert listing(str(mount)) == sorted([os.path.basename(newest['path']), _dump_runner.manifest_name('tiny', newest['stamp'])])
+        assert first['path'] in summary['pruned']
+    finally:
+        subprocess.run(['umount', str(mount)], check=False)
+        if os.path.ismount(str(mount)):
+            subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+def test_failing_compressor_is_a_failed_dump(tmp_path, pg):
+    fake = tmp_path / 'fakebin'
+    fake.mkdir()
+    (fake / 'zstd').write_text('#!/bin/sh\nhead -c 100 >/dev/null\necho "zstd: simulated write error" >&2\nexit 1\n')
+    os.chmod(str(fake / 'zstd'), 0o755)
+    config, cfg = make_config(tmp_path, pg)
+    env = dict(os.environ, PATH='%s:/usr/bin:/bin' % fake)
+    rc, summary, _stderr = run_runner(config, env=env)
+    failed = assert_failed_cleanly(cfg['dest'], 'app_prod', summary, rc, ['zstd exited with status 1'])
+    assert 'simulated write error' in failed['error']
+    assert failed['exit_status']['zstd'] == 1
+
+
+def test_pg_dump_failing_after_complete_output_is_a_failed_dump(tmp_path, pg):
+    """The output is a complete archive, but pg_dump said it failed: that is not a backup."""
+    pgbin = wrapper_bin(tmp_path, '"$REAL" "$@"\necho "pg_dump: error: simulated failure at the end" >&2\nexit 1')
+    config, cfg = make_config(tmp_path, pg, pg_bin=pgbin)
+    rc, summary, _stderr = run_runner(config)
+    failed = assert_failed_cleanly(cfg['dest'], 'app_prod', summary, rc, ['simulated failure at the end'])
+    assert failed['exit_status'] == {'pg_dump': 1, 'zstd': 0}
+
+
+def test_sigterm_cleans_up(tmp_path, pg):
+    pgbin = wrapper_bin(tmp_path, 'sleep 5\nexec "$REAL" "$@"')
+    config, cfg = make_config(tmp_path, pg, pg_bin=pgbin)
+    proc = subprocess.Popen(runner_cmd(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 15
+    while not partials_in(cfg['dest']):
+        assert time.monotonic() < deadline, 'the runner never started writing'
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _err = proc.communicate(timeout=30)
+    summary = json.loads(out)
+    failed = assert_failed_cleanly(cfg['dest'], 'app_prod', summary, proc.returncode, ['signal 15'])
+    assert failed['status'] == 'failed'
+
+
+def test_stale_partials_from_crashed_runs_are_removed(tmp_path, pg):
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    dest = tmp_path / 'backups'
+    dest.mkdir()
+    stale_file = dest / ('.app_prod-20200101T000000Z.dump.zst.partial-%d' % dead.pid)
+    stale_file.write_bytes(b'half a dump')
+    stale_dir = dest / ('.app_prod-20200101T000000Z.dir.partial-%d' % dead.pid)
+    stale_dir.mkdir()
+    (stale_dir / 'toc.dat').write_bytes(b'x')
+    foreign = dest / '.bashrc.partial-1'
+    foreign.write_bytes(b'not ours')
+    config, _cfg = make_config(tmp_path, pg)
+    rc, summary, _stderr = run_runner(config)
+    assert rc == 0, summary
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert foreign.exists()
+
+
+def test_bad_config_exits_2(tmp_path, pg):
+    path = tmp_path / 'bad.json'
+    path.write_text(json.dumps({'name': 'x', 'dest': str(tmp_path / 'b'), 'keep_min': 0, 'connection': {'password': 'pw'}}))
+    rc, summary, stderr = run_runner(str(path))
+    assert rc == 2
+    assert 'keep_min' in stderr and 'passfile' in stderr
+    assert summary['status'] == 'failed' and len(summary['errors']) == 2
+    assert not (tmp_path / 'b').exists()
+    rc, _summary, stderr = run_runner(str(tmp_path / 'missing.json'))
+    assert rc == 2 and 'cannot read config' in stderr
+
+
+def test_version_flag():
+    proc = subprocess.run([DEBIAN_PY, RUNNER, '--version'], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and _dump_runner.RUNNER_VERSION in proc.stdout
+
+
+# --------------------------------------------------------------------------
+# lock
+# --------------------------------------------------------------------------
+
+def test_two_runs_at_once_one_is_skipped(tmp_path, pg):
+    pgbin = wrapper_bin(tmp_path, 'sleep 2\nexec "$REAL" "$@"')  # makes the overlap certain
+    config, cfg = make_config(tmp_path, pg, pg_bin=pgbin)
+    procs = [subprocess.Popen(runner_cmd(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _attempt in range(2)]
+    results = [(proc.wait(timeout=60), json.loads(proc.stdout.read())) for proc in procs]
+    for proc in procs:
+        proc.stdout.close()
+        proc.stderr.close()
+    codes = sorted(code for code, _summary in results)
+    assert codes == [0, 75], results
+    skipped = [summary for code, summary in results if code == 75][0]
+    assert skipped['status'] == 'skipped' and skipped['artifacts'] == [] and 'holds' in skipped['errors'][0]
+    produced = dumps_in(cfg['dest'])
+    assert len(produced) == 1
+    assert 'TABLE DATA public items' in restore_list(os.path.join(cfg['dest'], produced[0]))
+
+
+def test_lock_wait(tmp_path, pg):
+    config, cfg = make_config(tmp_path, pg)
+    os.makedirs(os.path.dirname(cfg['lock_file']))
+    holder = os.open(cfg['lock_file'], os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        rc, summary, _stderr = run_runner(config)
+        assert rc == 75 and summary['status'] == 'skipped'
+        assert not os.path.exists(cfg['dest']) and not os.path.exists(cfg['state_dir'])  # touched nothing else
+        _config, cfg = make_config(tmp_path, pg, lock_wait=20)
+        proc = subprocess.Popen(runner_cmd(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        assert proc.poll() is None, 'the runner should be waiting for the lock'
+    finally:
+        os.close(holder)
+    out, _err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and json.loads(out)['status'] == 'ok'
+
+
+# --------------------------------------------------------------------------
+# dry run and retention
+# --------------------------------------------------------------------------
+
+def snapshot(path):
+    result = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(root, name)
+            info = os.lstat(full)
+            result[full] = (info.st_size, info.st_mtime_ns, info.st_mode)
+    return result
+
+
+def fake_copy(dest, real, db, days_ago, status='ok', with_dump=True, with_manifest=True, mtime_days_ago=None):
+    """Copy a real dump + manifest under an older stamp (the name is the age source)."""
+    stamp = _dump_runner.format_stamp(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago))
+    name = _dump_runner.artifact_name(db, stamp, 'custom', 'zstd')
+    paths = []
+    if with_dump:
+        shutil.copyfile(real['path'], os.path.join(dest, name))
+        paths.append(os.path.join(dest, name))
+    if with_manifest:
+        manifest = dict(real, stamp=stamp, db=db, status=status, path=os.path.join(dest, name) if status == 'ok' else None)
+        if status != 'ok':
+            manifest.update(sha256=None, size=None, error='pg_dump exited with status 1: simulated')
+        mpath = os.path.join(dest, _dump_runner.manifest_name(db, stamp))
+        with open(mpath, 'w', encoding='utf-8') as handle:
+            json.dump(manifest, handle)
+        paths.append(mpath)
+    if mtime_days_ago is not None:
+        when = time.time() - mtime_days_ago * 86400
+        for path in paths:
+            os.utime(path, (when, when))
+    return paths
+
+
+def test_dry_run_writes_nothing(tmp_path, pg):
+    config, cfg = make_config(tmp_path, pg, retention_days=7, keep_min=1)
+    rc, summary, _stderr = run_runner(config)
+    assert rc == 0
+    old = fake_copy(cfg['dest'], summary['artifacts'][0], 'app_prod', 30)
+    dry_config, dry_cfg = make_config(tmp_path, pg, name='dry', dest=cfg['dest'], retention_days=7, keep_min=1, globals=True)
+    before = snapshot(str(tmp_path))
+    rc, report, stderr = run_runner(dry_config, args=('--dry-run', '--json'))
+    assert rc == 0, (report, stderr)
+    assert report['dry_run'] is True
+    assert [item['db'] for item in report['would_dump']] == ['app_prod', 'globals']
+    assert report['would_dump'][0]['path'].startswith(os.path.join(cfg['dest'], 'app_prod-'))
+    assert sorted(report['would_prune']) == sorted(old)
+    proc = subprocess.run(runner_cmd(dry_config, args=('--dry-run',)), capture_output=True, text=True, check=True)
+    assert 'would prune %s' % old[0] in proc.stdout
+    assert snapshot(str(tmp_path)) == before
+    for path in (dry_cfg['log_file'], dry_cfg['lock_file'], dry_cfg['state_dir']):
+        assert not os.path.exists(path)
+
+
+def test_retention_uses_the_stamp_and_keeps_keep_min_good(tmp_path, pg):
+    """Fakes are copies of a real dump under older stamps; mtimes are set to mislead.
+
+    The age comes from the stamp in the name: a 3-day-old dump whose mtime says 100 days
+    is kept, a 20-day-old one whose mtime says now is deleted.
+    """
+    config, cfg = make_config(tmp_path, pg, retention_days=7, keep_min=4)
+    rc, summary, _stderr = run_runner(config)
+    assert rc == 0
+    real = summary['artifacts'][0]
+    dest = cfg['dest']
+    keep = [real['path'], os.path.join(dest, _dump_runner.manifest_name('app_prod', real['stamp']))]
+    keep += fake_copy(dest, real, 'app_prod', 3, mtime_days_ago=100)        # young by name
+    keep += fake_copy(dest, real, 'app_prod', 10)                           # old, but one of the newest 4 good
+    keep += fake_copy(dest, real, 'app_prod', 1, status='failed', with_dump=False)  # young failed manifest
+    gone = fake_copy(dest, real, 'app_prod', 20, mtime_days_ago=0)          # old by name, fresh mtime
+    gone += fake_copy(dest, real, 'app_prod', 30)
+    gone += fake_copy(dest, real, 'app_prod', 45, status='failed', with_dump=False)  # old failed manifest
+    gone += fake_copy(dest, real, 'app_prod', 50, with_manifest=False)     # dump without manifest
+    gone += fake_copy(dest, real, 'app_prod', 60, with_dump=False)         # ok manifest, dump gone
+    untouched = fake_copy(dest, real, 'other_db', 90)                       # not in this config
+    notes = os.path.join(dest, 'notes.txt')
+    with open(notes, 'w', encoding='utf-8') as handle:
+        handle.write('operator notes\n')
+    untouched.append(notes)
+
+    rc, summary, stderr = run_runner(config)
+    assert rc == 0, (summary, stderr)
+    newest = summary['artifacts'][0]
+    keep += [newest['path'], os.path.join(dest, _dump_runner.manifest_name('app_prod', newest['stamp']))]
+    assert sorted(summary['pruned']) == sorted(gone)
+    assert sorted(os.path.join(dest, name) for name in listing(dest)) == sorted(keep + untouched)
+
+
+# --------------------------------------------------------------------------
+# S3 off-site copies (moto server on 127.0.0.1)
+# --------------------------------------------------------------------------
+
+SECRET = 'SECRET-never-in-logs-4f1c'
+
+
+def s3_setup(tmp_path, moto, bucket):
+    import boto3
+    client = boto3.client('s3', endpoint_url=moto, region_name='us-east-1', aws_access_key_id='AKIDTEST', aws_secret_access_key=SECRET)
+    try:
+        client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={'Status': 'Enabled'})
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    creds = tmp_path / 's3.json'
+    creds.write_text(json.dumps({'aws_access_key_id': 'AKIDTEST', 'aws_secret_access_key': SECRET}))
+    os.chmod(str(creds), 0o600)
+    return client, str(creds)
+
+
+@pytest.mark.parametrize('interpreter', ['venv', 'debian-installed'])
+def test_s3_upload_verified(tmp_path, pg, moto, installed_runner, interpreter):
+    python, script = (VENV_PY, RUNNER) if interpreter == 'venv' else (DEBIAN_PY, installed_runner)
+    client, creds = s3_setup(tmp_path, moto, 'dbfleet-offsite')
+    s3 = {'bucket': 'dbfleet-offsite', 'prefix': 'db1/%s/' % interpreter, 'endpoint_url': moto, 'region': 'us-east-1',
+          'credentials_file': creds}
+    config, cfg = make_config(tmp_path, pg, s3=s3)
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith('AWS_'))
+    rc, summary, stderr = run_runner(config, python, script, env=env)
+    assert rc == 0, (summary, stderr)
+    dump = summary['artifacts'][0]
+    offsite = dump['offsite']
+    assert offsite['verified'] is True and offsite['error'] is None and offsite['multipart'] is False
+    assert offsite['key'] == 'db1/%s/%s' % (interpreter, os.path.basename(dump['path']))
+    assert offsite['version_id']
+    head = client.head_object(Bucket='dbfleet-offsite', Key=offsite['key'])
+    assert head['Metadata']['sha256'] == dump['sha256']
+    body = client.get_object(Bucket='dbfleet-offsite', Key=offsite['key'])['Body'].read()
+    assert hashlib.sha256(body).hexdigest() == dump['sha256']
+    assert read_manifest(cfg['dest'], 'app_prod', dump['stamp'])['offsite'] == offsite
+    with open(cfg['log_file'], encoding='utf-8') as handle:
+        log = handle.read()
+    assert SECRET not in log and SECRET not in json.dumps(summary) and SECRET not in stderr
+    assert 'uploaded' in log
+
+
+def test_s3_multipart_upload_compares_composite_checksums(tmp_path, pg, moto):
+    pg.psql('CREATE DATABASE bigdb')
+    pg.psql("CREATE TABLE big AS SELECT g, md5(g::text) || md5((g + 1)::text) AS s FROM generate_series(1, 120000) g", db='bigdb')
+    client, creds = s3_setup(tmp_path, moto, 'dbfleet-offsite')
+    s3 = {'bucket': 'dbfleet-offsite', 'prefix': 'multi/', 'endpoint_url': moto, 'region': 'us-east-1', 'credentials_file': creds,
+          'part_size_mb': 5}
+    config, cfg = make_config(tmp_path, pg, databases=['bigdb'], compression='none', s3=s3)
+    rc, summary, stderr = run_runner(config)
+    assert rc == 0, (summary, stderr)
+    dump = summary['artifacts'][0]
+    assert dump['size'] > 5 * 1024 * 1024
+    assert dump['offsite']['multipart'] is True and dump['offsite']['verified'] is True
+    head = client.head_object(Bucket='dbfleet-offsite', Key=dump['offsite']['key'])
+    assert head['Metadata']['sha256'] == dump['sha256'] and head['ContentLength'] == dump['size']
+
+
+def test_s3_failure_keeps_the_local_dump_but_fails_the_run(tmp_path, pg, moto):
+    _client, creds = s3_setup(tmp_path, moto, 'dbfleet-offsite')
+    s3 = {'bucket': 'no-such-bucket-here', 'prefix': '', 'endpoint_url': moto, 'region': 'us-east-1', 'credentials_file': creds}
+    config, cfg = make_config(tmp_path, pg, s3=s3)
+    rc, summary, _stderr = run_runner(config)
+    assert rc == 1 and summary['status'] == 'failed'
+    dump = summary['artifacts'][0]
+    assert dump['status'] == 'ok' and os.path.exists(dump['path']) and sha256_file(dump['path']) == dump['sha256']
+    assert dump['offsite']['verified'] is False and 'NoSuchBucket' in dump['offsite']['error']
+    assert read_manifest(cfg['dest'], 'app_prod', dump['stamp'])['offsite']['verified'] is False
+    assert any('the local dump is fine' in error for error in summary['errors'])

@@ -58,10 +58,10 @@ def next_runs(expression, count=5, now=None):
     """The next ``count`` run times (host local time, ISO 8601) of a 5-field expression."""
     base = now or datetime.datetime.now().astimezone()
     itr = croniter(expression, base)
-    return [itr.get_next(datetime.datetime).isoformat() for _ in range(count)]
+    return [itr.get_next(datetime.datetime).isoformat() for dummy in range(count)]
 
 
-def render_cron_file(name, expression, user, argv, description):
+def render_cron_file(description, expression, user, argv):
     """Content of an ``/etc/cron.d`` file running ``argv`` as ``user``."""
     command = ' '.join(shlex.quote(arg) for arg in argv).replace('%', r'\%')  # cron treats % as newline
     return (

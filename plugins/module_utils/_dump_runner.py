@@ -12,28 +12,69 @@ This file has two lives:
   shebang), together with a JSON config.
 * On the DB host cron runs it as a standalone program::
 
-      /usr/bin/python3 RUNNER --config /etc/dbfleet/pg_dump/NAME.json [--json] [--quiet]
+      /usr/bin/python3 RUNNER --config /etc/dbfleet/pg_dump/NAME.json [--json] [--quiet] [--dry-run]
 
 Importing it has no side effects; all work happens under :func:`main`.  Only
 the standard library is needed, boto3 is imported lazily when an S3 upload is
 configured.  Python 3.8+.
 
-Exit codes: 0 everything succeeded, 1 any failure (a dump, an upload, a prune),
-2 bad config or command line, 75 skipped because another run holds the lock.
+Exit codes: 0 everything succeeded, 1 any failure (a dump, an upload, a prune,
+the WAL archive cleanup), 2 bad config or command line, 75 skipped because
+another run holds the lock.
+
+Two kinds of schedule (config key ``kind``):
+
+* ``"dump"`` (the default): logical dumps, one ``pg_dump`` per database
+  (``databases``/``exclude_databases``, ``format``, ``jobs``) plus, with
+  ``globals: true`` (the default for this kind), ``pg_dumpall --globals-only``
+  (roles, tablespaces) as the artifact ``globals``.  When the connecting role
+  is not a superuser (a least-privilege backup role with ``pg_read_all_data``
+  cannot read ``pg_authid``), the globals are dumped with
+  ``--no-role-passwords`` and the globals manifest says
+  ``"role_passwords": false`` with a note; one extra column of the query the
+  runner already makes before each dump tells which case applies.
+* ``"basebackup"``: a physical base backup of the whole cluster for
+  point-in-time restore, ``pg_basebackup --format=tar --wal-method=stream
+  --checkpoint=fast --manifest-checksums=SHA256 --compress=client-METHOD:LEVEL``
+  (``compression``/``compression_level`` as for dumps; needs pg_basebackup 15+
+  and a role with REPLICATION plus a ``host replication`` pg_hba.conf line)
+  into ``base-{stamp}.dir`` (the artifact ``base``: ``base.tar.*``,
+  ``pg_wal.tar*``, ``backup_manifest``).  Its manifest adds ``start_lsn``,
+  ``end_lsn``, ``timeline``, ``start_wal_file``, ``end_wal_file``,
+  ``wal_segment_size``, ``wal_ranges`` (from the ``WAL-Ranges`` of
+  pg_basebackup's ``backup_manifest``; the segment size from the server, or
+  from ``pg_wal.tar`` when the server cannot be asked) and
+  ``pg_basebackup_version``.  ``databases``, ``exclude_databases``,
+  ``format`` and ``jobs`` must be left at their defaults and ``globals`` must
+  be false (its default for this kind): a base backup always copies every
+  database and every role.  Optional ``wal_archive`` (basebackup only): after
+  a good base backup and retention, ``pg_archivecleanup WAL_ARCHIVE
+  START_WAL_FILE`` removes archived WAL segments older than the start WAL file
+  of the oldest base backup still kept (never anything newer); the run summary
+  says how many under ``wal_cleanup``.  The names ``globals`` and ``base`` are
+  reserved: a dump schedule refuses databases named ``base``.
 
 What it guarantees (see the tests):
 
 * a dump is streamed to ``.{final}.partial-{pid}`` in the destination
   directory, fsync'd and renamed only when every stage of the pipeline
   (pg_dump, the compressor) exited 0; anything else removes the temp file, so a
-  file that looks like a backup is always a complete one;
-* the SHA-256 is computed while streaming (one pass, never re-read);
+  file that looks like a backup is always a complete one (a base backup is
+  written by pg_basebackup into ``.base-{stamp}.dir.partial-{pid}`` and renamed
+  the same way);
+* the SHA-256 is computed while streaming (one pass, never re-read); only
+  directories that a PostgreSQL tool writes itself (directory-format dumps,
+  base backups) are read back once to hash their files;
 * compression happens exactly once (pg_dump's own, or an external compressor
   fed by ``pg_dump -Z0``, never both);
 * every artifact gets a sidecar manifest ``{db}-{stamp}.manifest.json`` saying
   ``ok`` or ``failed`` and, when failed, what failed in words;
-* retention never deletes the newest ``keep_min`` good dumps, never counts a
-  failed run as good, and prunes nothing for a database whose run just failed.
+* retention never deletes the newest ``keep_min`` good dumps (or base
+  backups), never counts a failed run as good, and prunes nothing for a
+  database whose run just failed (nor the WAL archive after a failed base
+  backup);
+* no password ever appears in an argv or in the environment the runner
+  builds: libpq reads it from ``connection.passfile`` (``PGPASSFILE``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -55,6 +96,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -87,6 +129,12 @@ DEFAULT_LEVEL = {"zstd": 2, "gzip": 1, "lz4": 1}
 NATIVE_ZSTD_LZ4_MAJOR = 16  # pg_dump --compress=zstd|lz4 appeared in PostgreSQL 16
 
 GLOBALS_NAME = "globals"
+BASE_NAME = "base"            # the artifact name of base backups: base-{stamp}.dir
+KINDS = ("dump", "basebackup")
+BASEBACKUP_MIN_MAJOR = 15     # --compress=client-METHOD:LEVEL appeared in pg_basebackup 15
+ROLE_PASSWORDS_NOTE = "role passwords not included: the backup role is not a superuser"
+BASE_HASH_NOTE = ("file checksums were computed by reading the files back after pg_basebackup wrote them "
+                  "(it writes the directory itself, so one extra read is unavoidable)")
 MANIFEST_SUFFIX = ".manifest.json"
 LAST_RUN_FILE = "last-run.json"
 READ_CHUNK = 1 << 20          # 1 MiB reads from the last pipeline stage
@@ -106,9 +154,13 @@ _ARTIFACT_RE = re.compile(
 )
 _PARTIAL_RE = re.compile(r"^\.(?P<final>.+)\.partial-(?P<pid>\d+)$", re.DOTALL)
 _PG_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+((\d+)(?:\.(\d+))?\S*(?:\s.*)?)$")
+_LSN_RE = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
+_WAL_FILE_RE = re.compile(r"^[0-9A-F]{24}$")
+_BB_START_RE = re.compile(r"write-ahead log start point: ([0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}) on timeline (\d+)")
 
 DEFAULTS = {
     "name": None,
+    "kind": "dump",
     "databases": "all",
     "exclude_databases": [],
     "format": "custom",
@@ -126,6 +178,7 @@ DEFAULTS = {
     "state_dir": None,     # /var/lib/dbfleet/pg_dump/{name}
     "log_file": None,      # /var/log/dbfleet/pg_dump-{name}.log
     "s3": None,
+    "wal_archive": None,   # basebackup only: the WAL archive directory to clean up
 }
 CONNECTION_DEFAULTS = {
     "host": None,
@@ -394,6 +447,137 @@ def plan_retention(entries, now, retention_days, keep_min):
     return keep, delete
 
 
+def parse_lsn(text):
+    """Parse a PostgreSQL LSN ``"X/Y"`` (hex) into an integer (ValueError if malformed)."""
+    match = _LSN_RE.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError("not an LSN: %r" % (text,))
+    return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
+
+
+def format_lsn(value):
+    """Format an integer LSN the way PostgreSQL prints it (``"0/2000028"``)."""
+    return "%X/%X" % (value >> 32, value & 0xFFFFFFFF)
+
+
+def wal_segment_size_problem(size):
+    """Return why ``size`` is not a valid WAL segment size (a power of two, 1 MiB..1 GiB), or None."""
+    if not _is_int(size) or size < (1 << 20) or size > (1 << 30) or size & (size - 1):
+        return "%r is not a WAL segment size (a power of two from 1 MiB to 1 GiB)" % (size,)
+    return None
+
+
+def wal_file_name(timeline, lsn, segment_size):
+    """Name of the WAL segment file holding byte ``lsn`` on ``timeline`` (PostgreSQL's XLogFileName).
+
+    ``lsn`` is an integer or an ``"X/Y"`` string; ``segment_size`` in bytes.
+    """
+    problem = wal_segment_size_problem(segment_size)
+    if problem:
+        raise ValueError(problem)
+    if not _is_int(timeline) or not 1 <= timeline <= 0xFFFFFFFF:
+        raise ValueError("not a timeline: %r" % (timeline,))
+    if isinstance(lsn, str):
+        lsn = parse_lsn(lsn)
+    segno = lsn // segment_size
+    per_id = 0x100000000 // segment_size
+    return "%08X%08X%08X" % (timeline, segno // per_id, segno % per_id)
+
+
+def wal_info_from_backup_manifest(data, segment_size=None):
+    """WAL facts of a base backup from its parsed ``backup_manifest`` (the ``WAL-Ranges``).
+
+    Returns a dict: ``start_lsn``/``end_lsn`` (strings as PostgreSQL prints
+    them), ``timeline`` (the timeline the backup started on), ``end_timeline``,
+    ``wal_ranges`` (``[{"timeline", "start_lsn", "end_lsn"}]`` as listed) and,
+    when ``segment_size`` is known, ``start_wal_file`` (the first WAL segment
+    a restore needs: the one holding the start LSN, like ``backup_label``'s
+    "START WAL LOCATION ... (file ...)") and ``end_wal_file`` (the segment
+    holding the last byte before the end LSN); otherwise those two are None.
+    Raises ValueError when the manifest has no usable WAL-Ranges.  Ranges are
+    matched by LSN, not by their order (PostgreSQL lists the newest timeline
+    first when a backup spans a timeline switch).
+    """
+    ranges = data.get("WAL-Ranges") if isinstance(data, dict) else None
+    if not isinstance(ranges, list) or not ranges:
+        raise ValueError("backup_manifest has no WAL-Ranges")
+    parsed = []
+    for item in ranges:
+        if not isinstance(item, dict) or not _is_int(item.get("Timeline")):
+            raise ValueError("backup_manifest has a malformed WAL-Ranges entry: %r" % (item,))
+        parsed.append((item["Timeline"], parse_lsn(item.get("Start-LSN")), parse_lsn(item.get("End-LSN"))))
+    start = min(parsed, key=lambda item: item[1])
+    end = max(parsed, key=lambda item: item[2])
+    info = {
+        "start_lsn": format_lsn(start[1]), "end_lsn": format_lsn(end[2]), "timeline": start[0], "end_timeline": end[0],
+        "wal_ranges": [{"timeline": tli, "start_lsn": format_lsn(first), "end_lsn": format_lsn(last)} for tli, first, last in parsed],
+        "wal_segment_size": segment_size, "start_wal_file": None, "end_wal_file": None,
+    }
+    if segment_size is not None:
+        info["start_wal_file"] = wal_file_name(start[0], start[1], segment_size)
+        info["end_wal_file"] = wal_file_name(end[0], max(start[1], end[2] - 1), segment_size)
+    return info
+
+
+def basebackup_compression_plan(compression, level):
+    """How pg_basebackup compresses (always on the client side, exactly once).
+
+    Returns a dict shaped like :func:`compression_plan`'s (``compression``,
+    ``level``, ``requested_*``, ``by``, ``reason``, ``format`` ``"tar"``) with
+    ``args``: pg_basebackup's ``--compress=client-METHOD:LEVEL`` (or
+    ``--compress=none``).  Levels default as for dumps (``DEFAULT_LEVEL``).
+    pg_basebackup 15 compresses base.tar with any method but pg_wal.tar only
+    with gzip; the reason says so.
+    """
+    if compression not in COMPRESSIONS:
+        raise ValueError("unknown compression %r" % (compression,))
+    plan = {"format": "tar", "requested_compression": compression, "requested_level": level, "compression": compression,
+            "level": None, "by": "none", "args": ["--compress=none"], "external": None, "external_compression": "none",
+            "extension": FORMAT_EXTENSION["directory"], "pg_dump_args": []}
+    if compression == "none":
+        plan["reason"] = "compression disabled; pg_basebackup writes plain tar files"
+        return plan
+    lvl = DEFAULT_LEVEL[compression] if level is None else int(level)
+    plan.update({"level": lvl, "by": "pg_basebackup", "args": ["--compress=client-%s:%d" % (compression, lvl)]})
+    plan["reason"] = "pg_basebackup compresses the tar files on the client with %s level %d" % (compression, lvl)
+    if compression != "gzip":
+        plan["reason"] += " (pg_wal.tar stays uncompressed: pg_basebackup compresses the WAL tar only with gzip)"
+    return plan
+
+
+def basebackup_argv(pg_basebackup, target, plan, label):
+    """argv of pg_basebackup writing a tar-format base backup with streamed WAL into ``target``.
+
+    The connection comes from the environment (PGHOST, PGPORT, PGUSER,
+    PGPASSFILE ...), never from arguments; ``--no-password`` makes a missing
+    password an error instead of a prompt.
+    """
+    return [pg_basebackup, "--pgdata=%s" % target, "--format=tar", "--wal-method=stream", "--checkpoint=fast",
+            "--no-password", "--manifest-checksums=SHA256", "--label=%s" % label, "--verbose"] + list(plan["args"])
+
+
+def parse_server_info(text):
+    """Parse the runner's one-row server query (``psql -A -t -F '|'``) into a dict.
+
+    Columns: rolsuper of the current user (``t``/``f``), wal_segment_size in
+    bytes, pg_database_size of the current database, server_version (last: it
+    is free text).  Unknown or empty values become None.
+    """
+    fields = text.strip().split("|", 3)
+    fields += [""] * (4 - len(fields))
+    superuser = {"t": True, "f": False, "true": True, "false": False}.get(fields[0].strip())
+    sizes = []
+    for item in fields[1:3]:
+        try:
+            sizes.append(int(item.strip()))
+        except ValueError:
+            sizes.append(None)
+    if sizes[0] is not None and wal_segment_size_problem(sizes[0]):
+        sizes[0] = None
+    return {"superuser": superuser, "wal_segment_size": sizes[0], "db_size_bytes": sizes[1],
+            "server_version": fields[3].strip() or None}
+
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -419,7 +603,8 @@ def build_config(name, dest, **options):
     """Return a complete runner config from ``name``, ``dest`` and options.
 
     Missing options and options given as None take their defaults (see
-    ``DEFAULTS``, ``CONNECTION_DEFAULTS``, ``S3_DEFAULTS``); ``lock_file``,
+    ``DEFAULTS``, ``CONNECTION_DEFAULTS``, ``S3_DEFAULTS``; ``globals``
+    defaults to true for ``kind: dump`` and to false for ``kind: basebackup``); ``lock_file``,
     ``state_dir`` and ``log_file`` default to ``/var/lib/dbfleet/pg_dump/{name}.lock``,
     ``/var/lib/dbfleet/pg_dump/{name}`` and ``/var/log/dbfleet/pg_dump-{name}.log``.
     Unknown keys are kept so that :func:`validate_config` reports them.  Does
@@ -434,6 +619,10 @@ def build_config(name, dest, **options):
             cfg[key] = value
     cfg["name"] = name
     cfg["dest"] = (dest.rstrip("/") or "/") if isinstance(dest, str) else dest
+    if options.get("globals") is None and cfg["kind"] == "basebackup":
+        cfg["globals"] = False  # a base backup already holds every role
+    if isinstance(cfg.get("wal_archive"), str) and len(cfg["wal_archive"]) > 1:
+        cfg["wal_archive"] = cfg["wal_archive"].rstrip("/") or "/"
     conn = dict(CONNECTION_DEFAULTS)
     if isinstance(options.get("connection"), dict):
         for key, value in options["connection"].items():
@@ -466,6 +655,14 @@ def validate_config(cfg):
     keys (typos) and a ``password`` anywhere (use ``connection.passfile``).
     Missing optional keys (and None values) are judged with their defaults,
     exactly as the runner will apply them (through :func:`build_config`).
+
+    ``kind: basebackup`` rejects what contradicts a base backup: ``databases``
+    other than ``"all"``, a non-empty ``exclude_databases``, a ``format``
+    other than the default, ``jobs`` other than 1, and ``globals: true``
+    (leave them unset).  ``wal_archive`` is only accepted with
+    ``kind: basebackup`` and must be an absolute directory other than
+    ``dest``.  A dump schedule rejects a database named ``base`` (the name of
+    base backups' files) like one named ``globals`` when ``globals`` is true.
     """
     if not isinstance(cfg, dict):
         return ["the config must be a JSON object"]
@@ -485,14 +682,13 @@ def _validate_full(cfg):
     dest = cfg.get("dest")
     if not _is_abs_path(dest) or dest == "/" or os.path.normpath(dest) != dest:
         errors.append("dest must be a normalized absolute directory path other than '/', got %r" % (dest,))
-    fmt = cfg.get("format")
-    if fmt not in FORMATS:
-        errors.append("format must be one of %s, got %r" % (", ".join(FORMATS), fmt))
-    jobs = cfg.get("jobs")
-    if not _is_int(jobs) or jobs < 1:
-        errors.append("jobs must be an integer >= 1, got %r" % (jobs,))
-    elif jobs > 1 and fmt != "directory":
-        errors.append("jobs > 1 needs format: directory (pg_dump dumps in parallel only into a directory)")
+    kind = cfg.get("kind")
+    if kind not in KINDS:
+        errors.append("kind must be one of %s, got %r" % (", ".join(KINDS), kind))
+    if kind == "basebackup":
+        errors.extend(_validate_basebackup_selection(cfg))
+    else:
+        errors.extend(_validate_dump_selection(cfg))
     compression = cfg.get("compression")
     level = cfg.get("compression_level")
     if compression not in COMPRESSIONS:
@@ -503,6 +699,43 @@ def _validate_full(cfg):
         elif not _is_int(level) or not LEVEL_RANGE[compression][0] <= level <= LEVEL_RANGE[compression][1]:
             errors.append("compression_level for %s must be an integer from %d to %d, got %r"
                           % ((compression,) + LEVEL_RANGE[compression] + (level,)))
+    wal_archive = cfg.get("wal_archive")
+    if wal_archive is not None:
+        if not _is_abs_path(wal_archive) or wal_archive == "/" or os.path.normpath(wal_archive) != wal_archive:
+            errors.append("wal_archive must be null or a normalized absolute directory path other than '/', got %r" % (wal_archive,))
+        elif kind in KINDS and kind != "basebackup":
+            errors.append("wal_archive only applies to kind: basebackup (WAL is cleaned up after a base backup)")
+        elif wal_archive == dest:
+            errors.append("wal_archive must not be dest: keep archived WAL and base backups in different directories")
+    retention = cfg.get("retention_days")
+    if not _is_int(retention) or retention < 0:
+        errors.append("retention_days must be an integer >= 0, got %r" % (retention,))
+    keep_min = cfg.get("keep_min")
+    if not _is_int(keep_min) or keep_min < 1:
+        errors.append("keep_min must be an integer >= 1 (the newest good dump is never deleted), got %r" % (keep_min,))
+    lock_wait = cfg.get("lock_wait")
+    if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
+        errors.append("lock_wait must be a number of seconds >= 0, got %r" % (lock_wait,))
+    for key in ("lock_file", "state_dir", "log_file"):
+        if not _is_abs_path(cfg.get(key)):
+            errors.append("%s must be an absolute path, got %r" % (key, cfg.get(key)))
+    if cfg.get("pg_bin") is not None and not _is_abs_path(cfg.get("pg_bin")):
+        errors.append("pg_bin must be null or an absolute directory path, got %r" % (cfg.get("pg_bin"),))
+    errors.extend(_validate_connection(cfg.get("connection")))
+    errors.extend(_validate_s3(cfg.get("s3")))
+    return errors
+
+
+def _validate_dump_selection(cfg):
+    errors = []
+    fmt = cfg.get("format")
+    if fmt not in FORMATS:
+        errors.append("format must be one of %s, got %r" % (", ".join(FORMATS), fmt))
+    jobs = cfg.get("jobs")
+    if not _is_int(jobs) or jobs < 1:
+        errors.append("jobs must be an integer >= 1, got %r" % (jobs,))
+    elif jobs > 1 and fmt != "directory":
+        errors.append("jobs > 1 needs format: directory (pg_dump dumps in parallel only into a directory)")
     use_globals = cfg.get("globals")
     if not isinstance(use_globals, bool):
         errors.append("globals must be true or false, got %r" % (use_globals,))
@@ -522,26 +755,30 @@ def _validate_full(cfg):
                 errors.append(problem)
             elif db == GLOBALS_NAME and use_globals is True:
                 errors.append("a database named %r collides with the globals dump's file names; set globals: false" % GLOBALS_NAME)
+            elif db == BASE_NAME:
+                errors.append("a database named %r collides with the file names of base backups (%s-STAMP.dir); "
+                              "the name is reserved" % (BASE_NAME, BASE_NAME))
         if excludes:
             errors.append("exclude_databases only applies when databases is 'all'")
     else:
         errors.append("databases must be 'all' or a non-empty list of database names, got %r" % (databases,))
-    retention = cfg.get("retention_days")
-    if not _is_int(retention) or retention < 0:
-        errors.append("retention_days must be an integer >= 0, got %r" % (retention,))
-    keep_min = cfg.get("keep_min")
-    if not _is_int(keep_min) or keep_min < 1:
-        errors.append("keep_min must be an integer >= 1 (the newest good dump is never deleted), got %r" % (keep_min,))
-    lock_wait = cfg.get("lock_wait")
-    if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
-        errors.append("lock_wait must be a number of seconds >= 0, got %r" % (lock_wait,))
-    for key in ("lock_file", "state_dir", "log_file"):
-        if not _is_abs_path(cfg.get(key)):
-            errors.append("%s must be an absolute path, got %r" % (key, cfg.get(key)))
-    if cfg.get("pg_bin") is not None and not _is_abs_path(cfg.get("pg_bin")):
-        errors.append("pg_bin must be null or an absolute directory path, got %r" % (cfg.get("pg_bin"),))
-    errors.extend(_validate_connection(cfg.get("connection")))
-    errors.extend(_validate_s3(cfg.get("s3")))
+    return errors
+
+
+def _validate_basebackup_selection(cfg):
+    errors = []
+    why = "a base backup always copies the whole cluster; leave it unset"
+    if cfg.get("databases") != "all":
+        errors.append("databases does not apply to kind: basebackup (%s)" % why)
+    if cfg.get("exclude_databases") not in ([], None):
+        errors.append("exclude_databases does not apply to kind: basebackup (%s)" % why)
+    if cfg.get("format") != DEFAULTS["format"]:
+        errors.append("format does not apply to kind: basebackup (pg_basebackup writes tar files into %s-STAMP.dir; leave it unset)" % BASE_NAME)
+    if cfg.get("jobs") != 1:
+        errors.append("jobs does not apply to kind: basebackup (pg_basebackup copies with one connection; leave it unset)")
+    if cfg.get("globals") is not False:
+        errors.append("globals must be false or unset with kind: basebackup (a base backup already contains every role; "
+                      "use a dump schedule for a globals SQL file)")
     return errors
 
 
@@ -751,6 +988,9 @@ def _hint(text):
         return " (is PostgreSQL running and listening where connection.host/port point?)"
     if "password authentication failed" in low or "no password supplied" in low:
         return " (check connection.user and the passfile)"
+    if "replication" in low and ("walsender" in low or "pg_hba.conf" in low or "permission" in low):
+        return (" (a base backup needs a role with the REPLICATION attribute and a 'host replication' line "
+                "for it in pg_hba.conf)")
     if "does not exist" in low and "database" in low:
         return " (check the database name in the schedule)"
     if "permission denied" in low:
@@ -890,6 +1130,66 @@ def run_pipeline(stages, env, out_fd, digest):
     return result
 
 
+def run_in_group(label, argv, env):
+    """Run one program that writes its own files (pg_basebackup) in its own process group.
+
+    pg_basebackup forks a WAL-streaming child; on a signal or an error the
+    whole group is terminated (SIGTERM, then SIGKILL after 10 s) so no child
+    outlives the run.  stdout is discarded, stderr captured.  Returns the same
+    dict as :func:`run_pipeline` (``exit_status``, ``stderr``,
+    ``write_error`` None).
+    """
+    with tempfile.TemporaryFile() as errfile:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # pylint: disable=consider-using-with
+                                stderr=errfile, env=env, close_fds=True, start_new_session=True)
+        try:
+            proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            raise
+        errfile.seek(0)
+        text = errfile.read(MAX_STDERR_LOG).decode("utf-8", "replace")
+    return {"exit_status": {label: proc.returncode}, "stderr": {label: text}, "write_error": None}
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except OSError:
+        return
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group (the WAL streamer)
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _wal_segment_size_from_tar(directory):
+    """WAL segment size read from ``pg_wal.tar`` (plain or gzip: what Python reads alone), else None.
+
+    Every WAL segment file in it has exactly the segment size.
+    """
+    for name, mode in (("pg_wal.tar", "r:"), ("pg_wal.tar.gz", "r:gz")):
+        path = os.path.join(directory, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            with tarfile.open(path, mode) as archive:
+                for member in archive:
+                    if member.isfile() and _WAL_FILE_RE.match(os.path.basename(member.name)):
+                        return None if wal_segment_size_problem(member.size) else member.size
+        except (OSError, tarfile.TarError, EOFError):
+            return None
+    return None
+
+
 def _kill(proc):
     if proc.poll() is None:
         try:
@@ -928,8 +1228,11 @@ class DumpRun:
         self.host = socket.gethostname()
         self.pg_dump_version = None
         self.pg_dump_major = None
+        self.pg_basebackup_version = None
         self.plan = None
         self.globals_plan = None
+        self.base_plan = None
+        self.wal_cleanup = None
         self.tools = {}
         self.env = self._environment()
 
@@ -964,25 +1267,43 @@ class DumpRun:
             return os.path.join(self.cfg["pg_bin"], name)
         return shutil.which(name, path=self.env.get("PATH")) or name
 
-    def prepare(self):
-        """Find pg_dump, its version, the compression plans; False with errors recorded on failure."""
-        for name in ("pg_dump", "pg_dumpall", "psql"):
-            self.tools[name] = self._tool(name)
+    def _tool_version(self, name):
+        """``(full_version, major)`` of a PostgreSQL client tool; (None, None) with an error recorded."""
         try:
-            proc = subprocess.run([self.tools["pg_dump"], "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            proc = subprocess.run([self.tools[name], "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env=self.env, timeout=60, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
-            self.errors.append("cannot run %s --version: %s (install the PostgreSQL client or set pg_bin)" % (self.tools["pg_dump"], exc))
-            return False
+            self.errors.append("cannot run %s --version: %s (install the PostgreSQL client or set pg_bin)" % (self.tools[name], exc))
+            return None, None
         out = proc.stdout.decode("utf-8", "replace").strip()
         match = _PG_VERSION_RE.search(out)
         if proc.returncode != 0 or not match:
-            self.errors.append("cannot tell the pg_dump version from %r (exit %s): %s"
-                               % (out, proc.returncode, _stderr_summary(proc.stderr.decode("utf-8", "replace"))))
-            return False
-        self.pg_dump_version = match.group(1).strip()
-        self.pg_dump_major = int(match.group(2))
+            self.errors.append("cannot tell the %s version from %r (exit %s): %s"
+                               % (name, out, proc.returncode, _stderr_summary(proc.stderr.decode("utf-8", "replace"))))
+            return None, None
+        return match.group(1).strip(), int(match.group(2))
+
+    def prepare(self):
+        """Find the tools, their versions, the compression plans; False with errors recorded on failure."""
         cfg = self.cfg
+        if cfg["kind"] == "basebackup":
+            for name in ("pg_basebackup", "psql", "pg_archivecleanup"):
+                self.tools[name] = self._tool(name)
+            self.pg_basebackup_version, major = self._tool_version("pg_basebackup")
+            if major is None:
+                return False
+            if major < BASEBACKUP_MIN_MAJOR:
+                self.errors.append("kind: basebackup needs pg_basebackup %d or newer (for --compress=client-METHOD:LEVEL), "
+                                   "found %s at %s: install a newer PostgreSQL client or set pg_bin"
+                                   % (BASEBACKUP_MIN_MAJOR, self.pg_basebackup_version, self.tools["pg_basebackup"]))
+                return False
+            self.base_plan = basebackup_compression_plan(cfg["compression"], cfg["compression_level"])
+            return True
+        for name in ("pg_dump", "pg_dumpall", "psql"):
+            self.tools[name] = self._tool(name)
+        self.pg_dump_version, self.pg_dump_major = self._tool_version("pg_dump")
+        if self.pg_dump_major is None:
+            return False
         self.plan = compression_plan(cfg["format"], cfg["compression"], cfg["compression_level"], self.pg_dump_major)
         self.globals_plan = compression_plan("plain", cfg["compression"], cfg["compression_level"], self.pg_dump_major)
         self.globals_plan["pg_dump_args"] = []  # pg_dumpall has no compression option at all
@@ -1018,27 +1339,29 @@ class DumpRun:
         exclude = set(cfg["exclude_databases"])
         return [item for item in names if item and item not in exclude]
 
-    def _db_info(self, db):
-        """(server_version, db_size_bytes) or (None, None); never fatal, pg_dump decides."""
-        sql = "SELECT current_setting('server_version') || '|' || pg_database_size(current_database())"
-        argv = [self.tools["psql"], "-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-c", sql]
-        if db is None:
-            env = self.env
-        else:
-            env = self._db_env(db)
+    def _server_info(self, db):
+        """One psql round trip before each artifact: what the manifest records, never fatal.
+
+        Returns :func:`parse_server_info`'s dict (``superuser``,
+        ``wal_segment_size``, ``db_size_bytes``, ``server_version``; all None
+        when the query fails -- pg_dump/pg_basebackup then say why).  ``db``
+        None connects to ``connection.dbname``.
+        """
+        sql = ("SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), "
+               "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "
+               "pg_database_size(current_database()), current_setting('server_version')")
+        argv = [self.tools["psql"], "-X", "-A", "-t", "-w", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", sql]
+        env = self.env if db is None else self._db_env(db)
+        unknown = parse_server_info("")
         try:
             proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=300, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
-            self.log("could not read server version/size of %s: %s" % (db, exc))
-            return None, None
+            self.log("could not read server version/size of %s: %s" % (db or "the server", exc))
+            return unknown
         if proc.returncode != 0:
             self.log("could not read server version/size of %s: %s" % (db or "the server", _stderr_summary(proc.stderr.decode("utf-8", "replace"))))
-            return None, None
-        version, _sep, size = proc.stdout.decode("utf-8", "replace").strip().rpartition("|")
-        try:
-            return version, int(size)
-        except ValueError:
-            return version or None, None
+            return unknown
+        return parse_server_info(proc.stdout.decode("utf-8", "replace"))
 
     # -- the dump of one artifact ----------------------------------------------
 
@@ -1074,7 +1397,15 @@ class DumpRun:
             "server_version": None,
             "db_size_bytes": None,
             "offsite": None,
+            "notes": [],
         }
+
+    def _new_base_manifest(self, stamp):
+        manifest = self._new_manifest(BASE_NAME, "basebackup", stamp, self.base_plan)
+        manifest.update({"pg_dump_version": None, "pg_basebackup_version": self.pg_basebackup_version, "label": None,
+                         "start_lsn": None, "end_lsn": None, "timeline": None, "end_timeline": None, "start_wal_file": None,
+                         "end_wal_file": None, "wal_segment_size": None, "wal_ranges": None})
+        return manifest
 
     def _part_size(self):
         if self.cfg.get("s3"):
@@ -1082,30 +1413,47 @@ class DumpRun:
         return 0
 
     def dump(self, db, stamp, kind="database"):
-        """Dump one database (kind "database") or the globals (kind "globals"); return its manifest.
+        """Dump one database (kind "database"), the globals (kind "globals") or take the base backup
+        (kind "basebackup", ``db`` is then ignored: the artifact is ``base``); return its manifest.
 
         The manifest is also appended to ``self.artifacts`` (even when a signal
         interrupts the dump).
         """
-        plan = self.globals_plan if kind == "globals" else self.plan
-        manifest = self._new_manifest(db, kind, stamp, plan)
+        if kind == "basebackup":
+            db = BASE_NAME
+            plan = self.base_plan
+            manifest = self._new_base_manifest(stamp)
+            final_name = artifact_name(BASE_NAME, stamp, "directory", "none")
+        else:
+            plan = self.globals_plan if kind == "globals" else self.plan
+            manifest = self._new_manifest(db, kind, stamp, plan)
+            final_name = artifact_name(db, stamp, plan["format"], plan["external_compression"])
         self.artifacts.append(manifest)
         started = utcnow()
         manifest["started_at"] = _iso(started)
-        final_name = artifact_name(db, stamp, plan["format"], plan["external_compression"])
         final = os.path.join(self.dest, final_name)
         tmp = os.path.join(self.dest, partial_name(final_name))
         manifest_path = os.path.join(self.dest, manifest_name(db, stamp))
-        if kind == "globals":
-            manifest["server_version"], _size = self._db_info(None)
-        else:
-            manifest["server_version"], manifest["db_size_bytes"] = self._db_info(db)
+        info = self._server_info(db if kind == "database" else None)
+        manifest["server_version"] = info["server_version"]
+        if kind == "database":
+            manifest["db_size_bytes"] = info["db_size_bytes"]
+        elif kind == "globals":
+            # pg_dumpall reads role passwords from pg_authid, which only a
+            # superuser may read; a least-privilege backup role gets the roles
+            # without their passwords instead of no globals at all.
+            manifest["role_passwords"] = info["superuser"] is not False
+            if not manifest["role_passwords"]:
+                manifest["notes"].append(ROLE_PASSWORDS_NOTE)
+                self.log(ROLE_PASSWORDS_NOTE)
         self.log("dumping %s %s -> %s (%s)" % (kind, db, final, plan["reason"]))
         error = None
         files = None
         digest = StreamDigest(self._part_size())
         try:
-            if plan["format"] == "directory":
+            if kind == "basebackup":
+                error, files, digest = self._basebackup(tmp, final, manifest, info)
+            elif plan["format"] == "directory":
                 error, files, digest = self._dump_directory(db, plan, tmp, final, manifest)
             else:
                 error = self._dump_stream(db, kind, plan, tmp, final, digest, manifest)
@@ -1115,7 +1463,7 @@ class DumpRun:
                 self._publish(tmp, final, manifest_path, manifest)
         except _Terminated as exc:
             _remove_path(tmp)
-            error = "the runner was stopped by signal %d during the dump" % exc.args[0]
+            error = "the runner was stopped by signal %d during the %s" % (exc.args[0], "base backup" if kind == "basebackup" else "dump")
             self._fail(manifest, manifest_path, started, error)
             raise
         except OSError as exc:
@@ -1173,8 +1521,7 @@ class DumpRun:
     def _dump_stream(self, db, kind, plan, tmp, final, digest, manifest):
         """pg_dump/pg_dumpall [| compressor] streamed into ``tmp``; returns an error string or None."""
         if kind == "globals":
-            first = ("pg_dumpall", [self.tools["pg_dumpall"], "--globals-only", "--no-password",
-                                    "--database=%s" % self.cfg["connection"]["dbname"]])
+            first = ("pg_dumpall", self._globals_argv(manifest.get("role_passwords") is not False))
             env = self.env
         else:
             first = ("pg_dump", [self.tools["pg_dump"], "--no-password", "--format=%s" % plan["format"]] + plan["pg_dump_args"])
@@ -1193,6 +1540,12 @@ class DumpRun:
         finally:
             os.close(fd)
         return self._judge(result, manifest, final)
+
+    def _globals_argv(self, role_passwords):
+        argv = [self.tools["pg_dumpall"], "--globals-only", "--no-password", "--database=%s" % self.cfg["connection"]["dbname"]]
+        if not role_passwords:
+            argv.append("--no-role-passwords")
+        return argv
 
     def _judge(self, result, manifest, target):
         manifest["exit_status"] = dict(result["exit_status"])
@@ -1223,21 +1576,31 @@ class DumpRun:
             return error, None, StreamDigest()
         # pg_dump writes the files of a directory dump itself (a directory
         # cannot be streamed through us), so reading them back to hash them
-        # is unavoidable here; it is the only place the runner re-reads data.
+        # is unavoidable here; it is one of the two places (with base
+        # backups) where the runner re-reads data.
+        files, tree_digest = self._hash_tree(tmp)
+        return None, files, tree_digest
+
+    def _hash_tree(self, top):
+        """Per-file SHA-256 and size of every file under ``top`` (read once, fsync'd, made 0640; dirs 0750).
+
+        Returns ``(files, digest)``: ``{relpath: {"size", "sha256"}}`` and a
+        :class:`_TreeDigest`.
+        """
         files = {}
         part_size = self._part_size()
         digests = {}
-        os.chmod(tmp, 0o750)
+        os.chmod(top, 0o750)
         relpaths = []
-        for root, dirs, names in os.walk(tmp):
+        for root, dirs, names in os.walk(top):
             for directory in dirs:
                 os.chmod(os.path.join(root, directory), 0o750)
-            relpaths.extend(os.path.relpath(os.path.join(root, name), tmp) for name in names)
+            relpaths.extend(os.path.relpath(os.path.join(root, name), top) for name in names)
         lines = []
+        buf = bytearray(READ_CHUNK)
         for entry in sorted(relpaths):
-            path = os.path.join(tmp, entry)
+            path = os.path.join(top, entry)
             digest = StreamDigest(part_size)
-            buf = bytearray(READ_CHUNK)
             with open(path, "rb", buffering=0) as handle:
                 while True:
                     count = handle.readinto(buf)
@@ -1250,9 +1613,147 @@ class DumpRun:
             digests[entry] = digest
             lines.append("%s  %s\n" % (digest.hexdigest(), entry))
         tree = hashlib.sha256("".join(sorted(lines, key=lambda line: line[66:])).encode("utf-8"))
-        _fsync_dir(tmp)
-        tree_digest = _TreeDigest(tree, sum(item["size"] for item in files.values()), digests)
-        return None, files, tree_digest
+        _fsync_dir(top)
+        return files, _TreeDigest(tree, sum(item["size"] for item in files.values()), digests)
+
+    # -- base backups ---------------------------------------------------------
+
+    def _basebackup(self, tmp, final, manifest, info):
+        """pg_basebackup into ``tmp``; WAL facts and per-file SHA-256 afterwards.  Returns (error, files, digest)."""
+        label = "dbfleet %s %s" % (self.cfg["name"], manifest["stamp"])
+        manifest["label"] = label
+        argv = basebackup_argv(self.tools["pg_basebackup"], tmp, self.base_plan, label)
+        manifest["pipeline"] = " ".join(argv)
+        self.log("pipeline: %s" % manifest["pipeline"])
+        result = run_in_group("pg_basebackup", argv, self.env)
+        error = self._judge(result, manifest, final)
+        if error is None and not os.path.isdir(tmp):
+            error = "pg_basebackup exited 0 but %s does not exist" % tmp
+        if error is not None:
+            return error, None, StreamDigest()
+        wal, problem = self._wal_facts(tmp, result["stderr"].get("pg_basebackup", ""), info["wal_segment_size"])
+        if problem:
+            return problem, None, StreamDigest()
+        manifest.update(wal)
+        if wal["start_wal_file"] is None:
+            message = ("the WAL segment size is unknown (the server query failed and pg_wal.tar is compressed), so %s "
+                       "records no start_wal_file: the WAL archive cannot be cleaned up against it" % final)
+            self.log(message)
+            self.warnings.append(message)
+        # pg_basebackup writes the directory itself; reading the files back to
+        # hash them is unavoidable (and says so in the manifest).
+        files, digest = self._hash_tree(tmp)
+        manifest["notes"].append(BASE_HASH_NOTE)
+        return None, files, digest
+
+    def _wal_facts(self, directory, stderr_text, segment_size):
+        """WAL facts from ``backup_manifest``; ``(dict, None)`` or ``(None, error)``."""
+        path = os.path.join(directory, "backup_manifest")
+        try:
+            with open(path, "r", encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError) as exc:
+            return None, "pg_basebackup wrote no readable backup_manifest (%s): the backup cannot be verified" % exc
+        if segment_size is None:
+            segment_size = _wal_segment_size_from_tar(directory)
+        try:
+            wal = wal_info_from_backup_manifest(data, segment_size)
+        except ValueError as exc:
+            return None, "cannot read the WAL range from %s: %s" % (path, exc)
+        match = _BB_START_RE.search(stderr_text)
+        if match and (parse_lsn(match.group(1)), int(match.group(2))) != (parse_lsn(wal["start_lsn"]), wal["timeline"]):
+            message = ("pg_basebackup reported start point %s on timeline %s but backup_manifest says %s on timeline %s; "
+                       "the manifest's values are recorded" % (match.group(1), match.group(2), wal["start_lsn"], wal["timeline"]))
+            self.log(message)
+            self.warnings.append(message)
+        return wal, None
+
+    # -- WAL archive cleanup --------------------------------------------------
+
+    def wal_cutoff(self, entries):
+        """The oldest start WAL file among the good base backups in ``entries``.
+
+        Returns ``(wal_file, manifest_path, problem)``: ``problem`` (a
+        sentence) when a good base backup has no usable ``start_wal_file`` --
+        then nothing may be cleaned -- or when there is no good base backup.
+        """
+        found = []
+        for entry in entries:
+            if entry.get("status") != "ok" or entry.get("db") != BASE_NAME or not entry.get("manifest"):
+                continue
+            try:
+                with open(entry["manifest"], "r", encoding="utf-8") as handle:
+                    wal_file = json.load(handle).get("start_wal_file")
+            except (OSError, ValueError, AttributeError) as exc:
+                return None, None, "cannot read %s (%s)" % (entry["manifest"], exc)
+            if not isinstance(wal_file, str) or not _WAL_FILE_RE.match(wal_file):
+                return None, None, "base backup manifest %s records no usable start_wal_file (%r)" % (entry["manifest"], wal_file)
+            found.append((wal_file[8:], wal_file, entry["manifest"]))
+        if not found:
+            return None, None, "no good base backup in %s" % self.dest
+        _segment, wal_file, path = min(found)
+        return wal_file, path, None
+
+    def clean_wal_archive(self):
+        """Remove archived WAL older than the start WAL file of the oldest kept good base backup.
+
+        Runs ``pg_archivecleanup [-n] WAL_ARCHIVE START_WAL_FILE`` (``-n`` in a
+        dry run: list only).  pg_archivecleanup removes only WAL segment files
+        (and .partial ones) whose segment number is lower than the cutoff, so
+        nothing newer is ever touched.  Records and returns a report dict
+        (``self.wal_cleanup``); a missing archive directory or a failing
+        pg_archivecleanup is an error, a base backup without a start WAL file
+        makes it skip (nothing removed, a warning).
+        """
+        archive = self.cfg["wal_archive"]
+        report = {"archive": archive, "keep_from": None, "oldest_kept_base": None, "removed": 0, "removed_first": None,
+                  "removed_last": None, "dry_run": self.dry_run, "skipped": None}
+        self.wal_cleanup = report
+        if not os.path.isdir(archive):
+            message = "wal_archive %s is not a directory: WAL archive not cleaned (check archive_command and wal_archive)" % archive
+            self.log(message)
+            self.errors.append(message)
+            report["skipped"] = message
+            return report
+        cutoff, path, problem = self.wal_cutoff(self.collect_entries({BASE_NAME}))
+        if problem:
+            message = "WAL archive %s not cleaned: %s" % (archive, problem)
+            self.log(message)
+            self.warnings.append(message)
+            report["skipped"] = message
+            return report
+        report.update({"keep_from": cutoff, "oldest_kept_base": path})
+        removed, error = self._archivecleanup(archive, cutoff)
+        if error:
+            self.log(error)
+            self.errors.append(error)
+            report["skipped"] = error
+            return report
+        report.update({"removed": len(removed), "removed_first": removed[0] if removed else None,
+                       "removed_last": removed[-1] if removed else None})
+        if self.dry_run:
+            report["would_remove"] = removed
+        else:
+            self.log("WAL archive %s: removed %d segments older than %s (start of the oldest kept base backup %s)%s" % (
+                archive, len(removed), cutoff, os.path.basename(path), ": %s .. %s" % (removed[0], removed[-1]) if removed else ""))
+        return report
+
+    def _archivecleanup(self, archive, cutoff):
+        """Run pg_archivecleanup; return (sorted removed names, error or None)."""
+        argv = [self.tools["pg_archivecleanup"]] + (["-n"] if self.dry_run else []) + [archive, cutoff]
+        before = set(os.listdir(archive))
+        try:
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, timeout=3600, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return [], "cannot run %s: %s (install the PostgreSQL client or set pg_bin)" % (argv[0], exc)
+        err = proc.stderr.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            return [], "pg_archivecleanup %s on %s: %s" % (_describe_exit(proc.returncode), archive, _stderr_summary(err))
+        if self.dry_run:
+            names = [os.path.basename(line.strip()) for line in proc.stdout.decode("utf-8", "replace").splitlines() if line.strip()]
+        else:
+            names = before - set(os.listdir(archive))
+        return sorted(names), None
 
     # -- S3 -------------------------------------------------------------------
 
@@ -1263,7 +1764,7 @@ class DumpRun:
         base = os.path.basename(manifest["path"])
         try:
             client = s3_client(s3cfg)
-            if manifest["format"] == "directory":
+            if manifest.get("files") is not None:  # a directory: a dump in directory format or a base backup
                 objects = []
                 for entry in sorted(manifest["files"]):
                     result = upload_verified(client, s3cfg, os.path.join(manifest["path"], entry), "%s%s/%s" % (s3cfg["prefix"], base, entry),
@@ -1582,7 +2083,7 @@ def _locked_run(cfg, args, log):
     started = utcnow()
     summary = {"status": "failed", "name": cfg["name"], "started_at": _iso(started), "finished_at": None,
                "artifacts": [], "pruned": [], "errors": [], "warnings": [], "runner_version": RUNNER_VERSION,
-               "host": socket.gethostname(), "config": args.config}
+               "host": socket.gethostname(), "config": args.config, "kind": cfg["kind"], "wal_cleanup": None}
     if log.problem:
         summary["warnings"].append(log.problem)
         if not args.quiet:
@@ -1615,9 +2116,10 @@ def _locked_run(cfg, args, log):
     summary["finished_at"] = _iso(utcnow())
     summary["status"] = "ok" if not summary["errors"] else "failed"
     summary["exit_code"] = EXIT_OK if summary["status"] == "ok" else EXIT_FAILED
-    log("run %s: %d artifacts, %d pruned, %d errors%s" % (
-        summary["status"], len(summary["artifacts"]), len(summary["pruned"]), len(summary["errors"]),
-        "".join("\n  error: %s" % e for e in summary["errors"])))
+    log("run %s: %d artifacts, %d pruned, %s%d errors%s" % (
+        summary["status"], len(summary["artifacts"]), len(summary["pruned"]),
+        "%d archived WAL segments removed, " % summary["wal_cleanup"]["removed"] if summary["wal_cleanup"] else "",
+        len(summary["errors"]), "".join("\n  error: %s" % e for e in summary["errors"])))
     try:
         _makedirs(cfg["state_dir"])
         write_json_atomic(os.path.join(cfg["state_dir"], LAST_RUN_FILE), summary)
@@ -1648,6 +2150,9 @@ def _run(run, summary):
             for error in run.errors:
                 log(error)
             return
+        if cfg["kind"] == "basebackup":
+            _run_basebackup(run)
+            return
         dbs = run.list_databases()
         if dbs is None:
             return
@@ -1660,6 +2165,9 @@ def _run(run, summary):
             problem = db_name_problem(db)
             if problem is None and db == GLOBALS_NAME and cfg["globals"]:
                 problem = "a database named %r collides with the globals dump; add it to exclude_databases or set globals: false" % GLOBALS_NAME
+            elif problem is None and db == BASE_NAME:
+                problem = ("a database named %r collides with the file names of base backups (%s-STAMP.dir); the name is reserved: "
+                           "add it to exclude_databases" % (BASE_NAME, BASE_NAME))
             if problem:
                 run.errors.append("database %r not dumped: %s" % (db, problem))
                 log(run.errors[-1])
@@ -1693,8 +2201,30 @@ def _run(run, summary):
     finally:
         summary["artifacts"] = [_public(item) for item in run.artifacts]
         summary["pruned"] = list(run.pruned)
+        summary["wal_cleanup"] = run.wal_cleanup
         summary["errors"].extend(run.errors)
         summary["warnings"].extend(run.warnings)
+
+
+def _run_basebackup(run):
+    """Base backup, upload, retention over ``base`` artifacts, then the WAL archive cleanup."""
+    cfg = run.cfg
+    stamp = run.choose_stamp({BASE_NAME})
+    run.log("base backup; stamp %s; %s" % (stamp, run.base_plan["reason"]))
+    manifest = run.dump(BASE_NAME, stamp, "basebackup")
+    if manifest["status"] != "ok":
+        run.log("no pruning and no WAL archive cleanup: this run's base backup failed, every existing one stays")
+        return
+    if cfg.get("s3"):
+        run.upload(manifest)
+    try:
+        run.prune([BASE_NAME])
+    except OSError as exc:
+        run.errors.append("retention could not run in %s: %s" % (cfg["dest"], exc))
+        run.log(run.errors[-1])
+        return
+    if cfg["wal_archive"]:
+        run.clean_wal_archive()
 
 
 def _dry_run(cfg, args):

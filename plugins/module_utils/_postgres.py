@@ -131,7 +131,7 @@ def psql_query(module, sql, connection, password=None, run_as=None, psql=None):
         env = libpq_env(connection, passfile)
         env['PGOPTIONS'] = '-c default_transaction_read_only=on'
         argv = as_user([psql, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], run_as)
-        rc, out, err = module.run_command(argv, environ_update=env)
+        rc, out, err = module.run_command(argv, environ_update=env, cwd='/')
     if rc != 0:
         target = '%s@%s:%s' % (connection.get('user') or run_as or 'current user', connection.get('host') or 'local socket',
                                connection.get('port') or 5432)

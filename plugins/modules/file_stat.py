@@ -80,7 +80,7 @@ notes:
 seealso:
   - module: dbfleet.postgresql.pg_dump_schedule
 author:
-  - dbfleet maintainers
+  - dbfleet maintainers (@dbfleet)
 '''
 
 EXAMPLES = r'''

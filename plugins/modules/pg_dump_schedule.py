@@ -163,7 +163,7 @@ notes:
 seealso:
   - module: dbfleet.postgresql.file_stat
 author:
-  - dbfleet maintainers
+  - dbfleet maintainers (@dbfleet)
 '''
 
 EXAMPLES = r'''
@@ -229,7 +229,7 @@ is_replica:
   returned: when state is present
   type: bool
 run:
-  description: Summary of the O(run_now) dump, with one manifest per artifact in RV(run.artifacts).
+  description: Summary of the O(run_now) dump (status, errors, pruned files), with one manifest per artifact under C(artifacts).
   returned: when run_now ran
   type: dict
 '''
@@ -419,7 +419,7 @@ def check_server(module, params, connection):
 
 
 def run_now(module, params, paths, command):
-    rc, out, err = module.run_command(as_user(command[:-1] + ['--json'], params['run_as']))
+    rc, out, err = module.run_command(as_user(command[:-1] + ['--json'], params['run_as']), cwd='/')
     try:
         summary = json.loads(out)
     except ValueError:

@@ -26,8 +26,9 @@ def dumps(fleet_lab):
 
 
 def test_fresh_valid_dump_on_every_db_host(fleet_lab, dumps):
-    run = run_module(fleet_lab, 'db', MODULE, dict(pattern=DIR + '/app_prod-*', checksum=True, validate='pg_archive',
-                                                    max_age='1h', min_size='1k', fail_on_violation=True))
+    args = dict(pattern=DIR + '/app_prod-*', checksum=True, validate='pg_archive', max_age='1h', min_size='1k',
+                fail_on_violation=True)
+    run = run_module(fleet_lab, 'db', MODULE, args)
     assert run.rc == 0, run.stdout + run.stderr
     results = host_results(run)
     assert sorted(results) == DB_HOSTS
@@ -44,8 +45,8 @@ def test_collapsed_size_and_error_saved_as_backup_turn_only_that_host_red(fleet_
     # The seed's failure: pg_dump fails, gzip happily compresses its error message into a "backup".
     fleet_lab.exec('db-primary', 'sh', '-c', "echo 'pg_dump: error: connection to server failed' | gzip > "
                    "{d}/app_prod-20261122T030000Z.dump.gz && touch -d '+1 minute' {d}/app_prod-20261122T030000Z.dump.gz".format(d=DIR))
-    run = run_module(fleet_lab, 'db', MODULE, dict(pattern=DIR + '/app_prod-*', validate='pg_archive', max_size_drop_pct=50,
-                                                    fail_on_violation=True))
+    args = dict(pattern=DIR + '/app_prod-*', validate='pg_archive', max_size_drop_pct=50, fail_on_violation=True)
+    run = run_module(fleet_lab, 'db', MODULE, args)
     results = host_results(run)
     assert run.failed_hosts() == ['db-primary']
     assert run.ok_hosts() == ['db-replica-1', 'db-replica-2']

@@ -47,7 +47,7 @@ def test_next_runs_are_the_next_nights():
 
 def test_cron_file_round_trips_the_command():
     argv = ['/usr/bin/python3', '/opt/dbfleet/bin/dbfleet-pg-dump', '--config', '/etc/dbfleet/pg_dump/a b%.json']
-    content = render_cron_file('nightly', '0 3 * * *', 'postgres', argv, 'desc')
+    content = render_cron_file('desc', '0 3 * * *', 'postgres', argv)
     job = [line for line in content.splitlines() if line.startswith('0 3')][0]
     assert job.startswith('0 3 * * * postgres /usr/bin/python3 ')
     assert r'\%' in job  # cron would turn a bare % into a newline

@@ -1,0 +1,191 @@
+"""The fleet lab is real: separate PostgreSQL servers, streaming replicas, a private /srv per
+host, SSH that Ansible can use, and an S3 bucket.
+
+Two tests change the lab for a while and are opt-in:
+DBFLEET_LAB_DISRUPTIVE=1 (stops and restarts a replica) and DBFLEET_LAB_SLOW=1 (waits for cron,
+up to ~70 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.lab.pytest_fleetlab"]
+
+
+def _tool(lab, name: str) -> str:
+    venv = lab.repo / ".venv" / "bin" / name
+    found = str(venv) if venv.exists() else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed (make bootstrap)")
+    return found
+
+
+def _wait(predicate, timeout: float, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def test_three_servers_answer_on_their_own_addresses(fleet_lab):
+    psycopg = pytest.importorskip("psycopg")
+    seen = {}
+    for host in fleet_lab.db_hosts:
+        addr = fleet_lab.host_addr(host)
+        with psycopg.connect(host=addr, port=5432, user="postgres", dbname="postgres",
+                             password=fleet_lab.vars["dbfleet_lab_postgres_password"], connect_timeout=10) as conn:
+            row = conn.execute("SELECT host(inet_server_addr()), (SELECT system_identifier FROM pg_control_system()), "
+                               "pg_is_in_recovery(), pg_backend_pid(), current_setting('data_directory')").fetchone()
+        # The data directory has the same path on every host; it is a different directory underneath.
+        inode = fleet_lab.exec(host, "stat", "-c", "%d:%i", row[4]).stdout.strip()
+        postmaster = fleet_lab.exec(host, "head", "-n1", f"{row[4]}/postmaster.pid").stdout.strip()
+        seen[host] = {"addr": row[0], "sysid": row[1], "recovery": row[2], "inode": inode, "postmaster": postmaster}
+        assert row[0] == addr
+        assert row[4] == "/var/lib/postgresql/15/main"
+
+    assert len({v["inode"] for v in seen.values()}) == 3, seen
+    assert len({v["postmaster"] for v in seen.values()}) == 3, seen
+    # Replicas are physical copies (pg_basebackup): they share the primary's system identifier.
+    assert len({v["sysid"] for v in seen.values()}) == 1, seen
+    assert seen[fleet_lab.primary]["recovery"] is False
+    assert all(seen[r]["recovery"] is True for r in fleet_lab.replicas)
+
+
+def test_replicas_are_in_recovery_and_streaming(fleet_lab):
+    senders = dict(line.split("|") for line in fleet_lab.psql(
+        fleet_lab.primary, "SELECT application_name, state FROM pg_stat_replication").splitlines())
+    assert all(senders.get(r) == "streaming" for r in fleet_lab.replicas), senders
+    for replica in fleet_lab.replicas:
+        assert fleet_lab.psql(replica, "SELECT pg_is_in_recovery(), status FROM pg_stat_wal_receiver") == "t|streaming"
+
+    # A row written on the primary shows up on both replicas, which refuse writes themselves.
+    table = f"fleetlab_probe_{uuid.uuid4().hex[:12]}"
+    token = uuid.uuid4().hex
+    fleet_lab.psql(fleet_lab.primary, f"CREATE TABLE {table} (token text); INSERT INTO {table} VALUES ('{token}')")
+    try:
+        for replica in fleet_lab.replicas:
+            def replicated(host=replica):
+                res = fleet_lab.exec(host, "/usr/lib/postgresql/15/bin/psql", "-XAtq", "-c",
+                                     f"SELECT token FROM {table}", user="postgres", check=False)
+                return res.returncode == 0 and res.stdout.strip() == token
+            assert _wait(replicated, 15), f"{replica} did not replay the write"
+            with pytest.raises(subprocess.CalledProcessError) as err:
+                fleet_lab.psql(replica, f"INSERT INTO {table} VALUES ('x')")
+            assert "read-only transaction" in err.value.stderr
+    finally:
+        fleet_lab.psql(fleet_lab.primary, f"DROP TABLE {table}")
+
+
+def test_each_host_has_its_own_srv(fleet_lab):
+    name = f"fleetlab-probe-{uuid.uuid4().hex}"
+    owner = "db-replica-1"
+    fleet_lab.ssh(owner, f"echo {owner} > /srv/{name}")
+    try:
+        assert fleet_lab.ssh(owner, f"hostname; cat /srv/{name}").stdout.split() == [owner, owner]
+        for host in fleet_lab.hosts:
+            assert fleet_lab.ssh(host, "hostname").stdout.strip() == host
+            if host != owner:
+                res = fleet_lab.ssh(host, f"test -e /srv/{name}", check=False)
+                assert res.returncode == 1, f"/srv/{name} from {owner} is visible on {host}"
+        assert not Path("/srv", name).exists(), "a host's /srv leaked onto the real machine"
+        # Each host's view comes from its own directory in the lab state (bind mount).
+        source = fleet_lab.exec(owner, "findmnt", "-n", "-o", "SOURCE", "/srv").stdout
+        assert f"/hosts/{owner}/" in source
+    finally:
+        fleet_lab.ssh(owner, f"rm -f /srv/{name}", check=False)
+
+
+def test_ansible_reaches_every_host_over_ssh(fleet_lab):
+    ansible = _tool(fleet_lab, "ansible")
+    res = subprocess.run([ansible, "-i", str(fleet_lab.inventory), "all", "-m", "ansible.builtin.ping"],
+                         cwd=fleet_lab.repo, capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for host in fleet_lab.hosts:
+        assert re.search(rf"^{re.escape(host)} \| SUCCESS", res.stdout, re.M), res.stdout
+
+
+def test_inventory_groups_and_vars(fleet_lab):
+    assert fleet_lab.inventory.stat().st_mode & 0o777 == 0o600
+    res = subprocess.run([_tool(fleet_lab, "ansible-inventory"), "-i", str(fleet_lab.inventory), "--list"],
+                         cwd=fleet_lab.repo, capture_output=True, text=True, timeout=120, check=True)
+    inv = json.loads(res.stdout)
+    assert sorted(inv["db"]["hosts"]) == ["db-primary", "db-replica-1", "db-replica-2"]
+    assert inv["primary"]["hosts"] == ["db-primary"]
+    assert sorted(inv["replica"]["hosts"]) == ["db-replica-1", "db-replica-2"]
+    assert inv["backup"]["hosts"] == ["backup-box"]
+    hostvars = inv["_meta"]["hostvars"]
+    for host in fleet_lab.hosts:
+        hv = hostvars[host]
+        assert hv["ansible_host"] == fleet_lab.host_addr(host)
+        assert hv["ansible_user"] == "root"
+        assert hv["ansible_python_interpreter"] == "/usr/bin/python3"
+        assert hv["dbfleet_lab"] is True and hv["dbfleet_pg_port"] == 5432
+        assert hv["dbfleet_s3_endpoint_url"] == fleet_lab.s3_endpoint_url
+
+
+def test_s3_bucket_round_trips_an_object(fleet_lab):
+    s3 = fleet_lab.s3_client()
+    bucket = fleet_lab.s3_bucket
+    assert s3.get_bucket_versioning(Bucket=bucket).get("Status") == "Enabled"
+    key = f"fleetlab-test/{uuid.uuid4().hex}"
+    bodies = [os.urandom(4096), os.urandom(4096)]
+    try:
+        for body in bodies:
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == bodies[-1]
+        versions = s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
+        assert len(versions) == 2
+    finally:
+        for v in s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", []):
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])
+
+
+def test_status_reports_everything_up(fleet_lab):
+    report = fleet_lab.status()
+    assert report["ok"], json.dumps(report, indent=1)
+    assert report["hosts"]["db-primary"]["postgres"]["role"] == "primary"
+    assert "postgres" not in report["hosts"]["backup-box"]
+
+
+@pytest.mark.skipif(not os.environ.get("DBFLEET_LAB_DISRUPTIVE"), reason="set DBFLEET_LAB_DISRUPTIVE=1")
+def test_stopped_server_turns_only_its_host_red(fleet_lab):
+    victim = "db-replica-2"
+    fleet_lab.stop_pg(victim)
+    try:
+        report = fleet_lab.status()
+        assert not report["ok"]
+        assert report["hosts"][victim]["postgres"]["up"] is False and not report["hosts"][victim]["ok"]
+        for host in set(fleet_lab.hosts) - {victim}:
+            assert report["hosts"][host]["ok"], json.dumps(report["hosts"][host])
+        assert report["hosts"][victim]["sshd"], "only PostgreSQL was stopped"
+    finally:
+        fleet_lab.start_pg(victim)
+    assert fleet_lab.status()["ok"]
+
+
+@pytest.mark.skipif(not os.environ.get("DBFLEET_LAB_SLOW"), reason="set DBFLEET_LAB_SLOW=1 (waits for cron)")
+def test_cron_runs_jobs_inside_its_host(fleet_lab):
+    tag = uuid.uuid4().hex[:12]
+    host = "backup-box"
+    job = f"/etc/cron.d/fleetlab-probe-{tag}"
+    fleet_lab.ssh(host, f"echo '* * * * * root hostname > /srv/cron-{tag}' > {job} && chmod 644 {job}")
+    try:
+        def ran():
+            return fleet_lab.ssh(host, f"cat /srv/cron-{tag}", check=False).stdout.strip()
+        assert _wait(ran, 75, 1) == host
+        for other in set(fleet_lab.hosts) - {host}:
+            assert fleet_lab.ssh(other, f"test -e /srv/cron-{tag}", check=False).returncode == 1
+    finally:
+        fleet_lab.ssh(host, f"rm -f {job} /srv/cron-{tag}", check=False)

@@ -27,12 +27,16 @@ Two kinds of schedule (config key ``kind``):
 * ``"dump"`` (the default): logical dumps, one ``pg_dump`` per database
   (``databases``/``exclude_databases``, ``format``, ``jobs``) plus, with
   ``globals: true`` (the default for this kind), ``pg_dumpall --globals-only``
-  (roles, tablespaces) as the artifact ``globals``.  When the connecting role
-  is not a superuser (a least-privilege backup role with ``pg_read_all_data``
-  cannot read ``pg_authid``), the globals are dumped with
+  (roles, tablespaces) as the artifact ``globals``.  Role passwords live in
+  ``pg_catalog.pg_authid``, which a superuser and a role granted
+  ``pg_read_all_data`` (the least-privilege backup role) may read; when the
+  connecting role cannot read it, the globals are dumped with
   ``--no-role-passwords`` and the globals manifest says
-  ``"role_passwords": false`` with a note; one extra column of the query the
-  runner already makes before each dump tells which case applies.
+  ``"role_passwords": false`` with a note.  One extra column of the query the
+  runner already makes before each dump
+  (``has_table_privilege('pg_catalog.pg_authid', 'SELECT')``) tells which case
+  applies; when that query fails, the globals are dumped with role passwords
+  (if pg_dumpall cannot read them, it says so and the globals fail).
 * ``"basebackup"``: a physical base backup of the whole cluster for
   point-in-time restore, ``pg_basebackup --format=tar --wal-method=stream
   --checkpoint=fast --manifest-checksums=SHA256 --compress=client-METHOD:LEVEL``
@@ -51,8 +55,11 @@ Two kinds of schedule (config key ``kind``):
   a good base backup and retention, ``pg_archivecleanup WAL_ARCHIVE
   START_WAL_FILE`` removes archived WAL segments older than the start WAL file
   of the oldest base backup still kept (never anything newer); the run summary
-  says how many under ``wal_cleanup``.  The names ``globals`` and ``base`` are
-  reserved: a dump schedule refuses databases named ``base``.
+  says how many under ``wal_cleanup``.  Only the base backups in this
+  schedule's ``dest`` count, so a WAL archive must serve exactly one
+  basebackup schedule; the small ``.backup`` history files are left alone (as
+  pg_archivecleanup does).  The names ``globals`` and ``base`` are reserved: a
+  dump schedule refuses databases named ``base``.
 
 What it guarantees (see the tests):
 
@@ -132,7 +139,8 @@ GLOBALS_NAME = "globals"
 BASE_NAME = "base"            # the artifact name of base backups: base-{stamp}.dir
 KINDS = ("dump", "basebackup")
 BASEBACKUP_MIN_MAJOR = 15     # --compress=client-METHOD:LEVEL appeared in pg_basebackup 15
-ROLE_PASSWORDS_NOTE = "role passwords not included: the backup role is not a superuser"
+ROLE_PASSWORDS_NOTE = ("role passwords not included: the backup role cannot read pg_authid "
+                       "(grant it pg_read_all_data, or dump as a superuser)")
 BASE_HASH_NOTE = ("file checksums were computed by reading the files back after pg_basebackup wrote them "
                   "(it writes the directory itself, so one extra read is unavoidable)")
 MANIFEST_SUFFIX = ".manifest.json"
@@ -559,13 +567,14 @@ def basebackup_argv(pg_basebackup, target, plan, label):
 def parse_server_info(text):
     """Parse the runner's one-row server query (``psql -A -t -F '|'``) into a dict.
 
-    Columns: rolsuper of the current user (``t``/``f``), wal_segment_size in
+    Columns: whether the current user may read ``pg_catalog.pg_authid``, i.e.
+    role passwords (``has_table_privilege``, ``t``/``f``), wal_segment_size in
     bytes, pg_database_size of the current database, server_version (last: it
     is free text).  Unknown or empty values become None.
     """
     fields = text.strip().split("|", 3)
     fields += [""] * (4 - len(fields))
-    superuser = {"t": True, "f": False, "true": True, "false": False}.get(fields[0].strip())
+    reads_role_passwords = {"t": True, "f": False, "true": True, "false": False}.get(fields[0].strip())
     sizes = []
     for item in fields[1:3]:
         try:
@@ -574,7 +583,7 @@ def parse_server_info(text):
             sizes.append(None)
     if sizes[0] is not None and wal_segment_size_problem(sizes[0]):
         sizes[0] = None
-    return {"superuser": superuser, "wal_segment_size": sizes[0], "db_size_bytes": sizes[1],
+    return {"reads_role_passwords": reads_role_passwords, "wal_segment_size": sizes[0], "db_size_bytes": sizes[1],
             "server_version": fields[3].strip() or None}
 
 
@@ -1339,15 +1348,15 @@ class DumpRun:
         exclude = set(cfg["exclude_databases"])
         return [item for item in names if item and item not in exclude]
 
-    def _server_info(self, db):
+    def server_info(self, db):
         """One psql round trip before each artifact: what the manifest records, never fatal.
 
-        Returns :func:`parse_server_info`'s dict (``superuser``,
+        Returns :func:`parse_server_info`'s dict (``reads_role_passwords``,
         ``wal_segment_size``, ``db_size_bytes``, ``server_version``; all None
         when the query fails -- pg_dump/pg_basebackup then say why).  ``db``
         None connects to ``connection.dbname``.
         """
-        sql = ("SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), "
+        sql = ("SELECT has_table_privilege('pg_catalog.pg_authid', 'SELECT'), "
                "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "
                "pg_database_size(current_database()), current_setting('server_version')")
         argv = [self.tools["psql"], "-X", "-A", "-t", "-w", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", sql]
@@ -1434,15 +1443,16 @@ class DumpRun:
         final = os.path.join(self.dest, final_name)
         tmp = os.path.join(self.dest, partial_name(final_name))
         manifest_path = os.path.join(self.dest, manifest_name(db, stamp))
-        info = self._server_info(db if kind == "database" else None)
+        info = self.server_info(db if kind == "database" else None)
         manifest["server_version"] = info["server_version"]
         if kind == "database":
             manifest["db_size_bytes"] = info["db_size_bytes"]
         elif kind == "globals":
-            # pg_dumpall reads role passwords from pg_authid, which only a
-            # superuser may read; a least-privilege backup role gets the roles
-            # without their passwords instead of no globals at all.
-            manifest["role_passwords"] = info["superuser"] is not False
+            # pg_dumpall reads role passwords from pg_authid, which a superuser
+            # or a member of pg_read_all_data may read; a role that cannot gets
+            # the roles without their passwords instead of no globals at all.
+            # Unknown (the query failed): try with passwords.
+            manifest["role_passwords"] = info["reads_role_passwords"] is not False
             if not manifest["role_passwords"]:
                 manifest["notes"].append(ROLE_PASSWORDS_NOTE)
                 self.log(ROLE_PASSWORDS_NOTE)
@@ -1521,7 +1531,7 @@ class DumpRun:
     def _dump_stream(self, db, kind, plan, tmp, final, digest, manifest):
         """pg_dump/pg_dumpall [| compressor] streamed into ``tmp``; returns an error string or None."""
         if kind == "globals":
-            first = ("pg_dumpall", self._globals_argv(manifest.get("role_passwords") is not False))
+            first = ("pg_dumpall", self.globals_argv(manifest.get("role_passwords") is not False))
             env = self.env
         else:
             first = ("pg_dump", [self.tools["pg_dump"], "--no-password", "--format=%s" % plan["format"]] + plan["pg_dump_args"])
@@ -1541,7 +1551,8 @@ class DumpRun:
             os.close(fd)
         return self._judge(result, manifest, final)
 
-    def _globals_argv(self, role_passwords):
+    def globals_argv(self, role_passwords):
+        """argv of ``pg_dumpall --globals-only``; without role passwords unless ``role_passwords``."""
         argv = [self.tools["pg_dumpall"], "--globals-only", "--no-password", "--database=%s" % self.cfg["connection"]["dbname"]]
         if not role_passwords:
             argv.append("--no-role-passwords")
@@ -1620,7 +1631,7 @@ class DumpRun:
 
     def _basebackup(self, tmp, final, manifest, info):
         """pg_basebackup into ``tmp``; WAL facts and per-file SHA-256 afterwards.  Returns (error, files, digest)."""
-        label = "dbfleet %s %s" % (self.cfg["name"], manifest["stamp"])
+        label = "dbfleet-%s-%s" % (self.cfg["name"], manifest["stamp"])
         manifest["label"] = label
         argv = basebackup_argv(self.tools["pg_basebackup"], tmp, self.base_plan, label)
         manifest["pipeline"] = " ".join(argv)
@@ -1694,14 +1705,15 @@ class DumpRun:
         _segment, wal_file, path = min(found)
         return wal_file, path, None
 
-    def clean_wal_archive(self):
+    def clean_wal_archive(self, entries=None):
         """Remove archived WAL older than the start WAL file of the oldest kept good base backup.
 
         Runs ``pg_archivecleanup [-n] WAL_ARCHIVE START_WAL_FILE`` (``-n`` in a
         dry run: list only).  pg_archivecleanup removes only WAL segment files
         (and .partial ones) whose segment number is lower than the cutoff, so
         nothing newer is ever touched.  Records and returns a report dict
-        (``self.wal_cleanup``); a missing archive directory or a failing
+        (``self.wal_cleanup``).  ``entries`` (default: what is in dest now)
+        are the base backups to keep WAL for.  A missing archive directory or a failing
         pg_archivecleanup is an error, a base backup without a start WAL file
         makes it skip (nothing removed, a warning).
         """
@@ -1715,7 +1727,7 @@ class DumpRun:
             self.errors.append(message)
             report["skipped"] = message
             return report
-        cutoff, path, problem = self.wal_cutoff(self.collect_entries({BASE_NAME}))
+        cutoff, path, problem = self.wal_cutoff(self.collect_entries({BASE_NAME}) if entries is None else entries)
         if problem:
             message = "WAL archive %s not cleaned: %s" % (archive, problem)
             self.log(message)
@@ -1745,7 +1757,8 @@ class DumpRun:
         try:
             proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, timeout=3600, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
-            return [], "cannot run %s: %s (install the PostgreSQL client or set pg_bin)" % (argv[0], exc)
+            return [], ("cannot run %s: %s (pg_archivecleanup comes with the PostgreSQL server package, postgresql-NN on Debian; "
+                        "install it or set pg_bin)" % (argv[0], exc))
         err = proc.stderr.decode("utf-8", "replace")
         if proc.returncode != 0:
             return [], "pg_archivecleanup %s on %s: %s" % (_describe_exit(proc.returncode), archive, _stderr_summary(err))
@@ -2162,12 +2175,7 @@ def _run(run, summary):
             return
         usable = []
         for db in dbs:
-            problem = db_name_problem(db)
-            if problem is None and db == GLOBALS_NAME and cfg["globals"]:
-                problem = "a database named %r collides with the globals dump; add it to exclude_databases or set globals: false" % GLOBALS_NAME
-            elif problem is None and db == BASE_NAME:
-                problem = ("a database named %r collides with the file names of base backups (%s-STAMP.dir); the name is reserved: "
-                           "add it to exclude_databases" % (BASE_NAME, BASE_NAME))
+            problem = _dump_name_problem(db, cfg)
             if problem:
                 run.errors.append("database %r not dumped: %s" % (db, problem))
                 log(run.errors[-1])
@@ -2206,6 +2214,17 @@ def _run(run, summary):
         summary["warnings"].extend(run.warnings)
 
 
+def _dump_name_problem(db, cfg):
+    """Why a dump schedule cannot dump ``db`` under its own name, or None."""
+    problem = db_name_problem(db)
+    if problem is None and db == GLOBALS_NAME and cfg["globals"]:
+        problem = "a database named %r collides with the globals dump; add it to exclude_databases or set globals: false" % GLOBALS_NAME
+    elif problem is None and db == BASE_NAME:
+        problem = ("a database named %r collides with the file names of base backups (%s-STAMP.dir); the name is reserved: "
+                   "add it to exclude_databases" % (BASE_NAME, BASE_NAME))
+    return problem
+
+
 def _run_basebackup(run):
     """Base backup, upload, retention over ``base`` artifacts, then the WAL archive cleanup."""
     cfg = run.cfg
@@ -2228,43 +2247,44 @@ def _run_basebackup(run):
 
 
 def _dry_run(cfg, args):
-    """Show what would be dumped and pruned; create, write and lock nothing."""
+    """Show what would be dumped, pruned and (base backups) removed from the WAL archive; create, write and lock nothing."""
     log = _Log(None, cfg["name"], True)
     run = DumpRun(cfg, log, dry_run=True)
     now = utcnow()
     stamp = format_stamp(now)
-    report = {"status": "ok", "dry_run": True, "name": cfg["name"], "started_at": _iso(now), "finished_at": None,
-              "would_dump": [], "would_prune": [], "artifacts": [], "pruned": [], "errors": [],
+    report = {"status": "ok", "dry_run": True, "name": cfg["name"], "kind": cfg["kind"], "started_at": _iso(now), "finished_at": None,
+              "would_dump": [], "would_prune": [], "artifacts": [], "pruned": [], "errors": [], "warnings": [],
               "runner_version": RUNNER_VERSION}
-    dbs = []
-    if run.prepare():
-        dbs = run.list_databases() or []
-    jobs = [(db, "database", run.plan) for db in dbs] + ([(GLOBALS_NAME, "globals", run.globals_plan)] if cfg["globals"] else [])
-    for db, kind, plan in jobs:
-        if plan is None:
-            break
-        problem = db_name_problem(db)
-        if kind == "globals":
-            first = [run.tools["pg_dumpall"], "--globals-only", "--no-password", "--database=%s" % cfg["connection"]["dbname"]]
-        else:
-            first = [run.tools["pg_dump"], "--no-password", "--format=%s" % plan["format"]] + plan["pg_dump_args"]
-            if plan["format"] == "directory":
-                first += ["--jobs=%d" % cfg["jobs"]]
-        pipeline = " ".join(first) + (" | " + " ".join(plan["external"]) if plan["external"] else "")
-        report["would_dump"].append({
-            "db": db, "kind": kind, "problem": problem, "pipeline": pipeline,
-            "path": None if problem else os.path.join(cfg["dest"], artifact_name(db, stamp, plan["format"], plan["external_compression"])),
-            "compression": plan["compression"], "compression_level": plan["level"], "compression_by": plan["by"],
-            "reason": plan["reason"]})
+    if cfg["kind"] == "basebackup":
+        if run.prepare():
+            plan = run.base_plan
+            report["would_dump"].append({
+                "db": BASE_NAME, "kind": "basebackup", "problem": None,
+                "pipeline": " ".join(basebackup_argv(run.tools["pg_basebackup"], os.path.join(cfg["dest"], partial_name(
+                    artifact_name(BASE_NAME, stamp, "directory", "none"))), plan, "dbfleet-%s-%s" % (cfg["name"], stamp))),
+                "path": os.path.join(cfg["dest"], artifact_name(BASE_NAME, stamp, "directory", "none")),
+                "compression": plan["compression"], "compression_level": plan["level"], "compression_by": plan["by"],
+                "reason": plan["reason"]})
+    else:
+        _dry_run_dumps(cfg, run, stamp, report)
     # Retention as it would run if every dump tonight succeeds (a failed dump prunes nothing).
     names = set(item["db"] for item in report["would_dump"] if not item["problem"])
     entries = run.collect_entries(names) if os.path.isdir(cfg["dest"]) else []
     entries += [{"db": db, "stamp": stamp, "manifest": None, "dumps": [], "status": "ok", "hypothetical": True} for db in names]
-    _keep, delete = plan_retention(entries, now, cfg["retention_days"], cfg["keep_min"])
+    keep, delete = plan_retention(entries, now, cfg["retention_days"], cfg["keep_min"])
     for entry in delete:
         paths = list(entry["dumps"]) + ([entry["manifest"]] if entry["manifest"] else [])
         report["would_prune"].extend(paths)
+    if cfg["kind"] == "basebackup" and cfg["wal_archive"] and report["would_dump"]:
+        kept = [entry for entry in keep if not entry.get("hypothetical")]
+        if any(entry.get("status") == "ok" for entry in kept):
+            report["wal_cleanup"] = run.clean_wal_archive(kept)
+        else:
+            report["wal_cleanup"] = {"archive": cfg["wal_archive"], "keep_from": None, "removed": 0, "would_remove": [], "dry_run": True,
+                                     "skipped": "only tonight's base backup would be kept: the cutoff is its start WAL file, "
+                                                "known once it has run"}
     report["errors"] = list(run.errors)
+    report["warnings"] = list(run.warnings)
     report["status"] = "ok" if not report["errors"] else "failed"
     report["finished_at"] = _iso(utcnow())
     if args.json:
@@ -2274,12 +2294,54 @@ def _dry_run(cfg, args):
         out.write("dry run of %s (nothing is written)\n" % cfg["name"])
         for item in report["would_dump"]:
             target = item["path"] or item["problem"]
-            out.write("would dump %s %s -> %s [%s]\n    %s\n" % (item["kind"], item["db"], target, item["reason"], item["pipeline"]))
+            out.write("would %s %s -> %s [%s]\n    %s\n" % (
+                "take base backup" if item["kind"] == "basebackup" else "dump %s" % item["kind"], item["db"], target, item["reason"],
+                item["pipeline"]))
         for path in report["would_prune"]:
             out.write("would prune %s\n" % path)
+        wal = report.get("wal_cleanup")
+        if wal:
+            if wal.get("skipped"):
+                out.write("WAL archive %s: nothing would be removed now: %s\n" % (wal["archive"], wal["skipped"]))
+            else:
+                out.write("WAL archive %s: would remove %d segments older than %s\n" % (wal["archive"], wal["removed"], wal["keep_from"]))
+                for name in wal.get("would_remove") or []:
+                    out.write("would remove WAL %s\n" % os.path.join(wal["archive"], name))
         for error in report["errors"]:
             out.write("error: %s\n" % error)
     return EXIT_OK if report["status"] == "ok" else EXIT_FAILED
+
+
+def _dry_run_dumps(cfg, run, stamp, report):
+    dbs = []
+    role_passwords = True
+    if run.prepare():
+        dbs = run.list_databases() or []
+        if cfg["globals"]:
+            role_passwords = run.server_info(None)["reads_role_passwords"] is not False
+    jobs = [(db, "database", run.plan) for db in dbs] + ([(GLOBALS_NAME, "globals", run.globals_plan)] if cfg["globals"] else [])
+    for db, kind, plan in jobs:
+        if plan is None:
+            break
+        if kind == "globals":
+            problem = None
+            first = run.globals_argv(role_passwords)
+        else:
+            problem = _dump_name_problem(db, cfg)
+            first = [run.tools["pg_dump"], "--no-password", "--format=%s" % plan["format"]] + plan["pg_dump_args"]
+            if plan["format"] == "directory":
+                first += ["--jobs=%d" % cfg["jobs"]]
+        pipeline = " ".join(first) + (" | " + " ".join(plan["external"]) if plan["external"] else "")
+        item = {
+            "db": db, "kind": kind, "problem": problem, "pipeline": pipeline,
+            "path": None if problem else os.path.join(cfg["dest"], artifact_name(db, stamp, plan["format"], plan["external_compression"])),
+            "compression": plan["compression"], "compression_level": plan["level"], "compression_by": plan["by"],
+            "reason": plan["reason"]}
+        if kind == "globals":
+            item["role_passwords"] = role_passwords
+            if not role_passwords:
+                item["reason"] += "; " + ROLE_PASSWORDS_NOTE
+        report["would_dump"].append(item)
 
 
 if __name__ == "__main__":

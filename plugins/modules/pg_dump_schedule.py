@@ -35,6 +35,22 @@ options:
     type: str
     choices: [present, absent]
     default: present
+  kind:
+    description:
+      - V(dump) takes logical dumps with C(pg_dump) (and C(pg_dumpall --globals-only)).
+      - V(basebackup) takes a physical base backup of the whole cluster with C(pg_basebackup) (tar format, WAL
+        streamed into it, a C(backup_manifest) with SHA-256 checksums): what point-in-time restore starts from.
+        The connecting role needs the REPLICATION attribute. O(databases), O(format), O(jobs) and O(globals) do
+        not apply.
+    type: str
+    choices: [dump, basebackup]
+    default: dump
+  wal_archive:
+    description:
+      - With O(kind=basebackup), the WAL archive directory to prune after a good base backup and retention:
+        segments older than the start of the oldest base backup kept are removed (C(pg_archivecleanup)), never
+        anything a kept base backup needs. One WAL archive serves one base-backup schedule.
+    type: path
   schedule:
     description:
       - When to run. Standard 5-field cron (V(0 3 * * *)), a nickname (V(@daily)), or the 6-field form with seconds
@@ -84,9 +100,10 @@ options:
     type: int
     default: 3
   globals:
-    description: Also dump roles and tablespaces (C(pg_dumpall --globals-only)) beside the databases.
+    description:
+      - Also dump roles and tablespaces (C(pg_dumpall --globals-only)) beside the databases.
+      - Defaults to V(true) for O(kind=dump); not available for O(kind=basebackup).
     type: bool
-    default: true
   run_as:
     description: Operating-system user the dump runs as (cron and O(run_now) alike). Owns the dumps.
     type: str
@@ -188,6 +205,19 @@ EXAMPLES = r'''
     s3_secret_key: "{{ vault_s3_secret_key }}"
     run_now: true
   register: dump
+
+- name: Weekly base backup for point-in-time restore, pruning WAL no kept base backup needs
+  dbfleet.postgresql.pg_dump_schedule:
+    name: weekly-base
+    kind: basebackup
+    schedule: "0 4 * * 0"
+    dest: /srv/basebackups
+    keep_min: 2
+    retention_days: 35
+    wal_archive: /srv/wal-archive
+    login_host: 127.0.0.1
+    login_user: dbfleet_backup
+    login_password: "{{ vault_backup_pg_password }}"
 
 - name: Remove a schedule (dumps and logs stay)
   dbfleet.postgresql.pg_dump_schedule:
@@ -371,17 +401,25 @@ def build_config(params, paths, connection):
                   region=params['s3_region'], credentials_file=paths['s3_credentials'] if params['s3_access_key'] else None)
     databases = params['databases']
     pg_dump = find_pg_tool('pg_dump')
+    if params['kind'] == 'dump':
+        # What to dump; a base backup takes the whole cluster, so the runner's defaults stand there.
+        what = dict(databases='all' if databases == ['all'] else databases, exclude_databases=params['exclude_databases'],
+                    format=params['format'], jobs=params['jobs'],
+                    globals=True if params['globals'] is None else params['globals'], wal_archive=params['wal_archive'])
+    else:
+        what = dict(globals=params['globals'], wal_archive=params['wal_archive'])
+        if databases != ['all'] or params['exclude_databases']:
+            what.update(databases=databases, exclude_databases=params['exclude_databases'])
+        if params['format'] != 'custom' or params['jobs'] != 1:
+            what.update(format=params['format'], jobs=params['jobs'])
     return _dump_runner.build_config(
         params['name'], params['dest'],
-        databases='all' if databases == ['all'] else databases,
-        exclude_databases=params['exclude_databases'],
-        format=params['format'],
-        jobs=params['jobs'],
+        kind=params['kind'],
         compression=params['compression'],
         compression_level=params['compression_level'],
         retention_days=params['retention_days'],
         keep_min=params['keep_min'],
-        globals=params['globals'],
+        **what,
         connection=dict(connection, passfile=paths['passfile'] if params['login_password'] else None),
         pg_bin=params['pg_bin'] or (os.path.dirname(pg_dump) if pg_dump else None),
         lock_file=os.path.join(paths['state'], 'lock'),
@@ -408,7 +446,8 @@ def check_server(module, params, connection):
                              'schedule was installed: %s' % (params['name'], exc))
     in_recovery, feedback, delay = rows[0]
     is_replica = in_recovery == 't'
-    if is_replica and not params['allow_replica'] and feedback != 'on' and delay != '-1':
+    # A base backup from a standby is not cancelled by recovery; a long pg_dump can be.
+    if is_replica and params['kind'] == 'dump' and not params['allow_replica'] and feedback != 'on' and delay != '-1':
         module.fail_json(msg='pg_dump_schedule %s: this server is a streaming replica with hot_standby_feedback=%s and '
                              'max_standby_streaming_delay=%s, so replaying WAL can cancel a long pg_dump ("canceling '
                              'statement due to conflict with recovery"). Set hot_standby_feedback=on (or '
@@ -444,12 +483,12 @@ def present(module, params, expression):
     runner = params['runner_path']
     command = [sys.executable, runner, '--config', paths['config'], '--quiet']
     run_as = params['run_as']
+    what = 'the whole cluster' if params['kind'] == 'basebackup' else ', '.join(params['databases'])
+    description = 'dbfleet %s schedule "%s": %s' % (params['kind'], params['name'], what)
     desired = [
         Desired(runner, runner_source(), mode=0o755),
         Desired(paths['config'], json.dumps(config, indent=2, sort_keys=True) + '\n', owner=run_as, mode=0o600),
-        Desired(paths['cron'], render_cron_file(
-            'dbfleet pg_dump schedule "%s": %s' % (params['name'], ', '.join(params['databases'])),
-            expression, run_as, command), mode=0o644),
+        Desired(paths['cron'], render_cron_file(description, expression, run_as, command), mode=0o644),
     ]
     if params['login_password']:
         desired.append(Desired(paths['passfile'], passfile_line(connection, params['login_password']),
@@ -525,7 +564,9 @@ def main():
         dest=dict(type='path', default='/srv/backups'),
         retention_days=dict(type='int', default=14),
         keep_min=dict(type='int', default=3),
-        globals=dict(type='bool', default=True),
+        globals=dict(type='bool'),
+        kind=dict(type='str', choices=['dump', 'basebackup'], default='dump'),
+        wal_archive=dict(type='path'),
         run_as=dict(type='str', default='postgres'),
         pg_bin=dict(type='path'),
         lock_wait=dict(type='int', default=0),

@@ -3,10 +3,15 @@
 """The host-side dump runner against a real, throwaway PostgreSQL 15 cluster.
 
 The cluster is created by the fixture below (initdb as user postgres in a temp
-dir, trust auth, unix socket only, fsync off); the runner runs as a subprocess,
-as root with ``-U postgres``, under the venv's Python and under Debian's
-``/usr/bin/python3`` (what DB hosts use) from a copy written the way the
-pg_dump_schedule module installs it (shebang + ``inspect.getsource``).
+dir, fsync off): trust on its unix socket, where most tests connect as the
+superuser ``postgres``, and scram-sha-256 on 127.0.0.1 (a free port), where
+the least-privilege role ``dbf_backup`` (pg_read_all_data, REPLICATION, a
+random password) connects with a passfile, and so does ``dbf_plain`` (LOGIN
+only, no pg_read_all_data: it cannot read role passwords).  The runner runs as a subprocess,
+as root, under the venv's Python and under Debian's ``/usr/bin/python3`` (what
+DB hosts use) from a copy written the way the pg_dump_schedule module installs
+it (shebang + ``inspect.getsource``).  tests/integration/test_basebackup_runner_local.py
+reuses the cluster helpers for base backups.
 
 Needs root (initdb/pg_ctl via runuser, tmpfs mounts), PostgreSQL 15 binaries,
 zstd, lz4, gzip; skipped otherwise.
@@ -21,12 +26,14 @@ import inspect
 import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -51,20 +58,38 @@ pytestmark = [
 # fixtures
 # --------------------------------------------------------------------------
 
+HBA = """# written by the dbfleet runner tests
+local all all trust
+host all all 127.0.0.1/32 scram-sha-256
+host replication all 127.0.0.1/32 scram-sha-256
+"""
+
+
 class Cluster:
-    def __init__(self, base):
+    """A throwaway PostgreSQL 15 cluster: trust on the unix socket in ``base``, scram on 127.0.0.1:``port`` if ``tcp``."""
+
+    def __init__(self, base, port=PORT, tcp=False, options=''):
         self.base = base
         self.data = os.path.join(base, 'data')
         self.sockdir = base
-        self.port = PORT
+        self.port = port
+        self.tcp = tcp
+        self.options = options
 
     def as_postgres(self, *argv, **kwargs):
         return subprocess.run(['runuser', '-u', 'postgres', '--'] + list(argv), check=True, capture_output=True, text=True, **kwargs)
 
+    def init(self):
+        self.as_postgres(os.path.join(PG_BIN, 'initdb'), '-D', self.data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8',
+                         '--locale=C', '--no-sync')
+        with open(os.path.join(self.data, 'pg_hba.conf'), 'w', encoding='utf-8') as handle:
+            handle.write(HBA)
+
     def start(self):
+        listen = '127.0.0.1' if self.tcp else ''
         self.as_postgres(os.path.join(PG_BIN, 'pg_ctl'), '-D', self.data, '-l', os.path.join(self.base, 'server.log'), '-w',
-                         '-o', "-p %d -k %s -c listen_addresses='' -c fsync=off -c full_page_writes=off" % (self.port, self.sockdir),
-                         'start')
+                         '-o', "-p %d -k %s -c listen_addresses='%s' -c fsync=off -c full_page_writes=off %s"
+                         % (self.port, self.sockdir, listen, self.options), 'start')
 
     def stop(self):
         self.as_postgres(os.path.join(PG_BIN, 'pg_ctl'), '-D', self.data, '-m', 'fast', '-w', 'stop')
@@ -78,18 +103,39 @@ class Cluster:
     def env(self):
         return dict(os.environ, PGHOST=self.sockdir, PGPORT=str(self.port), PGUSER='postgres')
 
+    def add_login_role(self, name, attributes='', member_of='pg_read_all_data'):
+        """A LOGIN role with a fresh random password (in ``member_of`` unless None); returns the password."""
+        password = 'pw-%s' % secrets.token_hex(12)
+        in_role = ' IN ROLE %s' % member_of if member_of else ''
+        self.psql("CREATE ROLE %s LOGIN %s PASSWORD '%s'%s" % (name, attributes, password, in_role))
+        return password
 
-@pytest.fixture(scope='module')
-def pg():
-    base = tempfile.mkdtemp(prefix='dbfleet-runner-pg-', dir='/tmp')
+    def passfile(self, directory, user, password):
+        """A libpq passfile (0600) for ``user`` on 127.0.0.1:port, any database (replication included)."""
+        path = os.path.join(str(directory), 'pgpass-%s' % user)
+        with open(path, 'w', encoding='utf-8') as handle:
+            handle.write('127.0.0.1:%d:*:%s:%s\n' % (self.port, user, password))
+        os.chmod(path, 0o600)
+        return path
+
+
+def cluster_base(prefix):
+    base = tempfile.mkdtemp(prefix=prefix, dir='/tmp')
     postgres = pwd.getpwnam('postgres')
     os.chmod(base, 0o755)
     os.chown(base, postgres.pw_uid, postgres.pw_gid)
-    cluster = Cluster(base)
+    return base
+
+
+@pytest.fixture(scope='module')
+def pg():
+    base = cluster_base('dbfleet-runner-pg-')
+    cluster = Cluster(base, port=free_port(), tcp=True)
     try:
-        cluster.as_postgres(os.path.join(PG_BIN, 'initdb'), '-D', cluster.data, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8',
-                            '--locale=C', '--no-sync')
+        cluster.init()
         cluster.start()
+        cluster.backup_password = cluster.add_login_role('dbf_backup', 'REPLICATION')
+        cluster.plain_password = cluster.add_login_role('dbf_plain', member_of=None)
         cluster.psql('CREATE ROLE app_owner LOGIN')
         cluster.psql('CREATE DATABASE app_prod OWNER app_owner')
         cluster.psql("CREATE TABLE items (id int PRIMARY KEY, name text, payload text);"
@@ -299,6 +345,9 @@ def test_good_dump_is_restorable_and_hash_matches(tmp_path, pg, installed_runner
     assert glob['sha256'] == sha256_file(glob['path'])
     sql = subprocess.run(['zstd', '-dc', glob['path']], capture_output=True, text=True, check=True).stdout
     assert 'CREATE ROLE app_owner' in sql
+    # dumped as the superuser: role passwords (as SCRAM verifiers) are included, and the manifest says so
+    assert glob['role_passwords'] is True and glob['notes'] == []
+    assert "PASSWORD 'SCRAM-SHA-256$" in sql and '--no-role-passwords' not in glob['pipeline']
     assert sorted(listing(dest)) == sorted([os.path.basename(dump['path']), os.path.basename(glob['path']),
                                             _dump_runner.manifest_name('app_prod', dump['stamp']),
                                             _dump_runner.manifest_name('globals', glob['stamp'])])
@@ -361,6 +410,178 @@ def test_all_databases_minus_excluded(tmp_path, pg):
     dbs = {item['db'] for item in summary['artifacts']}
     assert 'app_prod' in dbs
     assert not dbs & {'postgres', 'template0', 'template1'}
+
+
+# --------------------------------------------------------------------------
+# least privilege: non-superuser roles, a password only in a passfile
+# --------------------------------------------------------------------------
+
+# Runs the runner as __main__ with subprocess.Popen wrapped, so every argv and
+# environment the runner builds for a child process is recorded (JSON lines).
+EXEC_RECORDER = """
+import json, os, runpy, subprocess, sys
+LOG = os.environ.pop('DBFLEET_TEST_EXEC_LOG')
+_real_init = subprocess.Popen.__init__
+def _recording_init(self, args, *rest, **kwargs):
+    argv = [str(item) for item in args] if isinstance(args, (list, tuple)) else [str(args)]
+    env = kwargs.get('env')
+    with open(LOG, 'a', encoding='utf-8') as handle:
+        handle.write(json.dumps({'argv': argv, 'env': dict(os.environ if env is None else env)}) + '\\n')
+    _real_init(self, args, *rest, **kwargs)
+subprocess.Popen.__init__ = _recording_init
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def run_recorded(tmp_path, config, args=('--json', '--quiet'), env=None):
+    """Run the runner with every child argv/env recorded; returns (rc, summary, stderr, execs)."""
+    recorder = tmp_path / 'exec_recorder.py'
+    recorder.write_text(EXEC_RECORDER)
+    exec_log = tmp_path / ('exec-%s.jsonl' % secrets.token_hex(4))
+    env = dict(env or os.environ, DBFLEET_TEST_EXEC_LOG=str(exec_log))
+    proc = subprocess.run([VENV_PY, str(recorder), RUNNER, '--config', config] + list(args), capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+    summary = json.loads(proc.stdout) if proc.stdout.strip().startswith('{') else None
+    execs = [json.loads(line) for line in exec_log.read_text().splitlines()] if exec_log.exists() else []
+    return proc.returncode, summary, proc.stderr, execs
+
+
+class ProcWatch(threading.Thread):
+    """Scans every process's cmdline and environment in /proc for a secret while a run goes on (best effort)."""
+
+    def __init__(self, secret):
+        super().__init__(daemon=True)
+        self.secret = secret.encode()
+        self.hits = []
+        self.scans = 0
+        self.done = threading.Event()
+
+    def run(self):
+        own = str(os.getpid())
+        while not self.done.is_set():
+            for pid in os.listdir('/proc'):
+                if not pid.isdigit() or pid == own:
+                    continue
+                for what in ('cmdline', 'environ'):
+                    try:
+                        with open('/proc/%s/%s' % (pid, what), 'rb') as handle:
+                            data = handle.read()
+                    except OSError:
+                        continue
+                    if self.secret in data:
+                        self.hits.append((pid, what, data.replace(b'\0', b' ')[:200]))
+            self.scans += 1
+            time.sleep(0.002)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join(timeout=10)
+
+
+def test_globals_as_least_privilege_role_over_tcp_with_passfile(tmp_path, pg):
+    """dbf_backup is no superuser, but pg_read_all_data lets it read pg_authid: globals include role passwords.
+
+    It connects over TCP to 127.0.0.1, where pg_hba.conf demands scram-sha-256: the run can only
+    succeed with the password from the passfile.  A wrong PGPASSWORD in the caller's environment
+    would win over the passfile in libpq, so it also proves the runner drops inherited PG* variables.
+    The password appears in no argv or environment the runner builds, nor in any process's
+    cmdline/environ seen while it runs, nor in the log, summary, manifests or dumps.
+    """
+    password = pg.backup_password
+    passfile = pg.passfile(tmp_path, 'dbf_backup', password)
+    conn = {'host': '127.0.0.1', 'port': pg.port, 'user': 'dbf_backup', 'dbname': 'postgres', 'passfile': passfile, 'sslmode': None}
+    config, cfg = make_config(tmp_path, pg, globals=True, connection=conn)
+    env = dict(os.environ, PGPASSWORD='wrong-inherited-password', PGUSER='postgres')
+    with ProcWatch(password) as watch:
+        rc, summary, stderr, execs = run_recorded(tmp_path, config, env=env)
+    assert rc == 0, (summary, stderr)
+    by_db = {item['db']: item for item in summary['artifacts']}
+    glob, dump = by_db['globals'], by_db['app_prod']
+    assert glob['status'] == 'ok' and glob['role_passwords'] is True and glob['notes'] == []
+    assert '--no-role-passwords' not in glob['pipeline']
+    sql = subprocess.run(['zstd', '-dc', glob['path']], capture_output=True, text=True, check=True).stdout
+    assert 'CREATE ROLE dbf_backup' in sql and 'CREATE ROLE app_owner' in sql
+    # the role passwords, as SCRAM verifiers (never the password itself, checked below)
+    assert [line for line in sql.splitlines() if line.startswith('ALTER ROLE dbf_backup ') and "PASSWORD 'SCRAM-SHA-256$" in line]
+    assert dump['status'] == 'ok' and 'TABLE DATA public items' in restore_list(dump['path'])  # pg_read_all_data suffices
+    assert 'role_passwords' not in dump
+
+    tools = {os.path.basename(item['argv'][0]): item for item in execs}
+    assert {'psql', 'pg_dump', 'pg_dumpall', 'zstd'} <= set(tools)
+    assert '--no-role-passwords' not in tools['pg_dumpall']['argv']
+    for name in ('psql', 'pg_dump', 'pg_dumpall'):
+        child_env = tools[name]['env']
+        assert child_env['PGPASSFILE'] == passfile and child_env['PGHOST'] == '127.0.0.1' and child_env['PGUSER'] == 'dbf_backup'
+        assert 'PGPASSWORD' not in child_env
+    assert password not in json.dumps(execs)
+    assert watch.scans > 0 and watch.hits == []
+    with open(cfg['log_file'], encoding='utf-8') as handle:
+        log = handle.read()
+    assert 'role passwords not included' not in log
+    texts = [log, json.dumps(summary), stderr, sql]
+    paths = [os.path.join(cfg['dest'], name) for name in listing(cfg['dest']) if name.endswith('.manifest.json')]
+    for path in paths + [os.path.join(cfg['state_dir'], 'last-run.json')]:
+        with open(path, encoding='utf-8') as handle:
+            texts.append(handle.read())
+    assert not [text for text in texts if password in text]
+
+    # the dry run shows the same globals command
+    rc, report, _stderr = run_runner(config, args=('--dry-run', '--json'))
+    assert rc == 0
+    globals_item = [item for item in report['would_dump'] if item['kind'] == 'globals'][0]
+    assert globals_item['role_passwords'] is True and '--no-role-passwords' not in globals_item['pipeline']
+    assert _dump_runner.ROLE_PASSWORDS_NOTE not in globals_item['reason']
+
+    # a wrong password in the passfile is a clear failure
+    bad = pg.passfile(tmp_path / 'state', 'dbf_backup', 'not-the-password')
+    bad_config, bad_cfg = make_config(tmp_path, pg, name='badpw', globals=True, connection=dict(conn, passfile=bad))
+    rc, summary, _stderr = run_runner(bad_config)
+    failed = assert_failed_cleanly(bad_cfg['dest'], 'app_prod', summary, rc, ['password authentication failed'])
+    assert 'check connection.user and the passfile' in failed['error']
+
+
+def test_globals_as_role_that_cannot_read_pg_authid(tmp_path, pg):
+    """dbf_plain (LOGIN, no pg_read_all_data) cannot read pg_authid: globals come without role passwords, and say so."""
+    password = pg.plain_password
+    passfile = pg.passfile(tmp_path, 'dbf_plain', password)
+    conn = {'host': '127.0.0.1', 'port': pg.port, 'user': 'dbf_plain', 'dbname': 'postgres', 'passfile': passfile, 'sslmode': None}
+    config, cfg = make_config(tmp_path, pg, databases=['postgres'], globals=True, connection=conn)
+    env = dict(os.environ, PGPASSWORD='wrong-inherited-password', PGUSER='postgres')
+    rc, summary, stderr, execs = run_recorded(tmp_path, config, env=env)
+    assert rc == 0, (summary, stderr)
+    assert summary['status'] == 'ok' and summary['errors'] == []
+    by_db = {item['db']: item for item in summary['artifacts']}
+    assert set(by_db) == {'postgres', 'globals'}
+    glob, dump = by_db['globals'], by_db['postgres']
+    assert dump['status'] == 'ok' and 'role_passwords' not in dump
+    assert glob['status'] == 'ok' and glob['role_passwords'] is False
+    assert glob['notes'] == [_dump_runner.ROLE_PASSWORDS_NOTE]
+    assert _dump_runner.ROLE_PASSWORDS_NOTE == ('role passwords not included: the backup role cannot read pg_authid '
+                                                '(grant it pg_read_all_data, or dump as a superuser)')
+    assert read_manifest(cfg['dest'], 'globals', glob['stamp']) == glob
+    assert '--no-role-passwords' in glob['pipeline']
+    tools = {os.path.basename(item['argv'][0]): item for item in execs}
+    assert '--no-role-passwords' in tools['pg_dumpall']['argv']
+    assert tools['pg_dumpall']['env']['PGUSER'] == 'dbf_plain' and 'PGPASSWORD' not in tools['pg_dumpall']['env']
+    sql = subprocess.run(['zstd', '-dc', glob['path']], capture_output=True, text=True, check=True).stdout
+    assert 'CREATE ROLE dbf_plain' in sql and 'CREATE ROLE dbf_backup' in sql and 'CREATE ROLE app_owner' in sql
+    assert 'SCRAM-SHA-256' not in sql
+    with open(cfg['log_file'], encoding='utf-8') as handle:
+        log = handle.read()
+    assert _dump_runner.ROLE_PASSWORDS_NOTE in log
+    assert password not in json.dumps(execs) and not [text for text in (log, json.dumps(summary), stderr, sql) if password in text]
+
+    # the dry run says the same
+    rc, report, _stderr = run_runner(config, args=('--dry-run', '--json'))
+    assert rc == 0
+    globals_item = [item for item in report['would_dump'] if item['kind'] == 'globals'][0]
+    assert globals_item['role_passwords'] is False and '--no-role-passwords' in globals_item['pipeline']
+    assert _dump_runner.ROLE_PASSWORDS_NOTE in globals_item['reason']
 
 
 # --------------------------------------------------------------------------

@@ -39,7 +39,7 @@ options:
     description:
       - V(dump) takes logical dumps with C(pg_dump) (and C(pg_dumpall --globals-only)).
       - V(basebackup) takes a physical base backup of the whole cluster with C(pg_basebackup) (tar format, WAL
-        streamed into it, a C(backup_manifest) with SHA-256 checksums): what point-in-time restore starts from.
+        streamed into it, a C(backup_manifest) with SHA-256 checksums), the starting point of a point-in-time restore.
         The connecting role needs the REPLICATION attribute. O(databases), O(format), O(jobs) and O(globals) do
         not apply.
     type: str
@@ -47,7 +47,7 @@ options:
     default: dump
   wal_archive:
     description:
-      - With O(kind=basebackup), the WAL archive directory to prune after a good base backup and retention:
+      - With O(kind=basebackup), the WAL archive directory to prune after a good base backup and retention;
         segments older than the start of the oldest base backup kept are removed (C(pg_archivecleanup)), never
         anything a kept base backup needs. One WAL archive serves one base-backup schedule.
     type: path

@@ -15,7 +15,9 @@ say() { printf '[build] %s\n' "$*"; }
 build_only=0
 if [[ "${1:-}" == --build-only ]]; then build_only=1; shift; fi
 modules=("$@")
-(( ${#modules[@]} )) || modules=(file_stat)
+if (( ${#modules[@]} == 0 )); then
+    for file in "$(dirname "$0")"/../plugins/modules/*.py; do modules+=("$(basename "$file" .py)"); done
+fi
 
 mkdir -p build
 version="$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')"

@@ -63,6 +63,18 @@ options:
     description:
       - Path of the C(pg_restore) to use for O(validate=pg_archive). By default the newest one installed.
     type: path
+  manifest:
+    description:
+      - Cross-check the file against the JSON manifest the dump runner writes beside each dump
+        (C(app_prod-20261122T030000Z.manifest.json) for C(app_prod-20261122T030000Z.dump.zst)).
+      - The manifest must say the dump succeeded, and its size must match; with O(checksum=true) its SHA-256 must
+        match too. A mismatch means the file was truncated or changed after the dump, or is not the dump the
+        manifest describes.
+      - V(auto) checks when a manifest is there; V(required) also makes a missing manifest a violation; V(ignore)
+        never looks.
+    type: str
+    choices: [auto, required, ignore]
+    default: auto
   fail_on_violation:
     description:
       - Fail the host when RV(violations) is not empty.
@@ -92,6 +104,7 @@ EXAMPLES = r'''
     max_size_drop_pct: 50
     validate: pg_archive
     checksum: true
+    manifest: required
     fail_on_violation: true
 
 - name: Look at one file only
@@ -160,6 +173,10 @@ compression:
   description: Compression detected from the file's magic bytes (zstd, gzip, lz4), or null.
   returned: when found
   type: str
+manifest:
+  description: The dump's manifest (path, status, size, sha256, finished_at) and whether the file matches it.
+  returned: when a manifest was found
+  type: dict
 archive:
   description: What validation found (format, dbname, entries, dumped_from, created_at), when O(validate=pg_archive).
   returned: when validate is pg_archive and the file was found
@@ -182,6 +199,7 @@ ok:
 import datetime
 import glob
 import hashlib
+import json
 import os
 import time
 
@@ -192,6 +210,7 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import
     scan_file,
     PLAIN_TRAILERS,
 )
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._dump_runner import manifest_name, parse_artifact_name
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import find_pg_tool
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule, glob_static_prefix
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
@@ -265,6 +284,36 @@ def _validate(module, path, is_dir, scan, result):
         return str(exc)
 
 
+def _check_manifest(path, size, sha256, mode, result):
+    """Compare the file with the runner's sidecar manifest; return violation sentences."""
+    parsed = parse_artifact_name(os.path.basename(path.rstrip('/')))
+    sidecar = os.path.join(os.path.dirname(path.rstrip('/')), manifest_name(parsed['db'], parsed['stamp'])) if parsed else None
+    if not sidecar or not os.path.isfile(sidecar):
+        if mode == 'required':
+            return ['%s has no manifest beside it (%s): it was not written by the dump runner, or its manifest was lost'
+                    % (path, sidecar or 'the name is not <db>-<UTC stamp>.<ext>')]
+        return []
+    try:
+        with open(sidecar) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        return ['cannot read the manifest %s: %s' % (sidecar, exc)]
+    info = dict(path=sidecar, status=data.get('status'), size=data.get('size'), sha256=data.get('sha256'),
+                finished_at=data.get('finished_at'))
+    problems = []
+    if info['status'] != 'ok':
+        problems.append('the manifest %s says this dump %s: %s' % (sidecar, str(info['status']).upper(), data.get('error') or 'no reason given'))
+    if info['size'] != size:
+        problems.append('%s is %s bytes but its manifest says %s: the file was truncated or changed after the dump'
+                        % (path, size, info['size']))
+    if sha256 and info['sha256'] and sha256 != info['sha256']:
+        problems.append('%s has SHA-256 %s but its manifest says %s: the file is not the dump the manifest describes'
+                        % (path, sha256, info['sha256']))
+    info['matches'] = not problems
+    result['manifest'] = info
+    return problems
+
+
 def main():
     module = DbfleetModule(
         argument_spec=dict(
@@ -276,6 +325,7 @@ def main():
             max_size_drop_pct=dict(type='float'),
             validate=dict(type='str', choices=['none', 'pg_archive'], default='none'),
             pg_restore=dict(type='path'),
+            manifest=dict(type='str', choices=['auto', 'required', 'ignore'], default='auto'),
             fail_on_violation=dict(type='bool', default=False),
         ),
         mutually_exclusive=[('path', 'pattern')],
@@ -351,6 +401,8 @@ def main():
             if drop_limit is not None and drop > drop_limit:
                 violations.append('%s is %s, %.1f%% smaller than the previous %s (%s): a dump that shrinks this much usually '
                                   'means pg_dump failed mid-run' % (path, format_size(size), drop, previous, format_size(prev_size)))
+        if params['manifest'] != 'ignore':
+            violations.extend(_check_manifest(path, size, sha256, params['manifest'], result))
         if params['validate'] == 'pg_archive':
             problem = _validate(module, path, is_dir, scan, result)
             result['valid'] = problem is None

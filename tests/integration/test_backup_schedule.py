@@ -6,6 +6,7 @@ really runs, and failures that never pass for a backup."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -127,6 +128,32 @@ def test_nightly_backup_dumps_now_and_cron_line_dumps_again(clean_lab):
     # A second run changes nothing anywhere.
     again = run_playbook(clean_lab, PLAYBOOK, '-l', 'db')
     assert again.rc == 0 and all(again.changed(h) == 0 for h in DB_HOSTS), again.stats
+
+
+def test_file_stat_cross_checks_the_runner_manifest(clean_lab):
+    host = 'db-primary'
+    args = dict(pattern='/srv/backups/app_prod-*.dump*', checksum=True, manifest='required', validate='pg_archive')
+    good = host_results(run_module(clean_lab, host, 'dbfleet.postgresql.file_stat', args))[host]
+    assert good['ok'] and good['manifest']['matches'] and good['manifest']['sha256'] == good['sha256']
+    newest = os.path.basename(good['path'])
+    stamp = newest.split('-', 1)[1].split('.')[0]
+    clean_lab.exec(host, 'sh', '-c', 'rm -rf /srv/tamper && mkdir /srv/tamper && cp /srv/backups/{n} /srv/backups/app_prod-{s}.manifest.json '
+                   '/srv/tamper/ && printf x >> /srv/tamper/{n} && cp /srv/backups/{n} /srv/tamper/app_prod-orphan.dump.zst'
+                   .format(n=newest, s=stamp))
+    try:
+        changed = host_results(run_module(clean_lab, host, 'dbfleet.postgresql.file_stat',
+                                          dict(path='/srv/tamper/' + newest, checksum=True)))[host]
+        assert changed['manifest']['matches'] is False
+        assert any('its manifest says' in v and 'truncated or changed' in v for v in changed['violations'])
+        assert any('not the dump the manifest describes' in v for v in changed['violations'])
+        orphan = host_results(run_module(clean_lab, host, 'dbfleet.postgresql.file_stat',
+                                         dict(path='/srv/tamper/app_prod-orphan.dump.zst', manifest='required')))[host]
+        assert any('has no manifest beside it' in v for v in orphan['violations'])
+        lenient = host_results(run_module(clean_lab, host, 'dbfleet.postgresql.file_stat',
+                                          dict(path='/srv/tamper/app_prod-orphan.dump.zst')))[host]
+        assert lenient['ok'] and 'manifest' not in lenient
+    finally:
+        clean_lab.exec(host, 'rm', '-rf', '/srv/tamper')
 
 
 def test_wrong_database_fails_loudly_and_leaves_no_backup(clean_lab):

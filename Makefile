@@ -42,7 +42,7 @@ help:
 	@echo "  integration   lab-up, then pytest tests/integration tests/lab (the lab stays up)"
 	@echo "  molecule      molecule test --all (scenarios under extensions/molecule/)"
 	@echo "  build         ansible-galaxy collection build -> build/"
-	@echo "  build-check   build, install the artifact into a temp dir, ansible-doc a module from it"
+	@echo "  build-check   build, install the artifact into a temp dir, ansible-doc every module from it"
 	@echo "  test          bootstrap sanity units lint integration molecule build-check (fail fast, summary;"
 	@echo "                KEEP_GOING=1 runs every stage anyway)"
 	@echo "  demo          bootstrap, lab-up, playbooks/demo.yml: nightly backups dumped now, then a freshness check per host"
@@ -120,8 +120,8 @@ build:
 	@scripts/build-check.sh --build-only
 
 build-check:
-	@echo "== build-check: build, install into a temp dir, ansible-doc dbfleet.postgresql.file_stat"
-	@scripts/build-check.sh file_stat
+	@echo "== build-check: build, install into a temp dir, ansible-doc every module from it"
+	@scripts/build-check.sh
 
 # --- everything ----------------------------------------------------------------------------------
 test:

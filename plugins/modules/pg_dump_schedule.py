@@ -268,6 +268,7 @@ import inspect
 import json
 import os
 import pwd
+import shlex
 import sys
 import tempfile
 
@@ -516,7 +517,7 @@ def present(module, params, expression):
     changed = bool(changed_files or changed_dirs or obsolete or params['run_now'])
     result = dict(
         changed=changed, cron_expression=expression, next_runs=next_runs(expression), cron_file=paths['cron'],
-        command=' '.join(command), config=config, is_replica=is_replica, log_file=paths['log'],
+        command=' '.join(shlex.quote(arg) for arg in command), config=config, is_replica=is_replica, log_file=paths['log'],
         files=[d[0] for d in changed_dirs] + [d.path for d in changed_files] + obsolete,
         diff=diffs,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -154,6 +155,27 @@ def test_file_stat_cross_checks_the_runner_manifest(clean_lab):
         assert lenient['ok'] and 'manifest' not in lenient
     finally:
         clean_lab.exec(host, 'rm', '-rf', '/srv/tamper')
+
+
+def test_cron_itself_runs_the_schedule_with_no_controller_involved(clean_lab):
+    host = 'db-primary'
+    args = dict(name='everyminute', schedule='* * * * *', databases=['app_prod'], dest='/srv/cron-proof', globals=False)
+    result = host_results(run_module(clean_lab, host, MODULE, args))[host]
+    assert result['changed'] and not result.get('failed'), result.get('msg')
+    try:
+        # Nothing connects to the host from here on: the host's own cron daemon must start the dump.
+        deadline = time.monotonic() + 130
+        manifests = []
+        while time.monotonic() < deadline and not manifests:
+            time.sleep(5)
+            manifests = [m for m in _manifests(clean_lab, host, '/srv/cron-proof', 'app_prod') if m['status'] == 'ok']
+        assert manifests, 'cron did not run the schedule within two minutes'
+        dump = manifests[0]['path']
+        assert clean_lab.exec(host, 'sha256sum', dump).stdout.split()[0] == manifests[0]['sha256']
+        assert _restore_list(clean_lab, host, dump).returncode == 0
+    finally:
+        run_module(clean_lab, host, MODULE, dict(name='everyminute', state='absent'))
+        clean_lab.exec(host, 'rm', '-rf', '/srv/cron-proof')
 
 
 def test_wrong_database_fails_loudly_and_leaves_no_backup(clean_lab):

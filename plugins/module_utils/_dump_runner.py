@@ -395,6 +395,17 @@ def compression_plan(fmt, compression, level, pg_dump_major):
     return plan
 
 
+def tree_sha256(file_sha256s):
+    """SHA-256 of a directory dump: over its ``sha256sum``-style listing ("HEX  RELPATH\\n", sorted by path).
+
+    ``file_sha256s`` maps relative path to hex SHA-256.  The runner records it
+    in directory-format manifests and ``file_stat`` computes the same value, so
+    the two compare like with like.
+    """
+    listing = "".join("%s  %s\n" % (file_sha256s[rel], rel) for rel in sorted(file_sha256s))
+    return hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
 def plan_retention(entries, now, retention_days, keep_min):
     """Decide which dump sets to keep and which to delete.  Pure; no I/O.
 
@@ -1607,7 +1618,6 @@ class DumpRun:
             for directory in dirs:
                 os.chmod(os.path.join(root, directory), 0o750)
             relpaths.extend(os.path.relpath(os.path.join(root, name), top) for name in names)
-        lines = []
         buf = bytearray(READ_CHUNK)
         for entry in sorted(relpaths):
             path = os.path.join(top, entry)
@@ -1622,8 +1632,7 @@ class DumpRun:
             os.chmod(path, 0o640)
             files[entry] = {"size": digest.size, "sha256": digest.hexdigest()}
             digests[entry] = digest
-            lines.append("%s  %s\n" % (digest.hexdigest(), entry))
-        tree = hashlib.sha256("".join(sorted(lines, key=lambda line: line[66:])).encode("utf-8"))
+        tree = tree_sha256({entry: item["sha256"] for entry, item in files.items()})
         _fsync_dir(top)
         return files, _TreeDigest(tree, sum(item["size"] for item in files.values()), digests)
 
@@ -1891,19 +1900,14 @@ class DumpRun:
 class _TreeDigest:
     """Digest stand-in for directory dumps: tree hash, total size, per-file digests."""
 
-    def __init__(self, tree, size, files):
-        self._tree = tree
+    def __init__(self, tree_hex, size, files):
+        self._tree_hex = tree_hex
         self.size = size
         self.files = files
 
     def hexdigest(self):
-        """SHA-256 of the ``sha256sum``-style listing "HEX  RELPATH\\n" sorted by path.
-
-        The same value ``file_stat`` reports for a directory-format dump:
-        ``cd DIR && find . -type f -printf '%P\\n' | LC_ALL=C sort | xargs sha256sum | sha256sum``
-        for pg_dump's flat directories.
-        """
-        return self._tree.hexdigest()
+        """The directory's :func:`tree_sha256` (the value ``file_stat`` reports for it too)."""
+        return self._tree_hex
 
     def part_digests(self):
         """Not applicable to a directory as a whole."""

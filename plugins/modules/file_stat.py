@@ -210,7 +210,7 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import
     scan_file,
     PLAIN_TRAILERS,
 )
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._dump_runner import manifest_name, parse_artifact_name
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._dump_runner import manifest_name, parse_artifact_name, tree_sha256
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import find_pg_tool
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule, glob_static_prefix
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
@@ -226,10 +226,10 @@ def _is_dump_dir(path):
 
 
 def _dir_stats(path, checksum):
-    """Size of a directory-format dump and a SHA-256 over its sha256sum-style listing."""
-    total, lines = 0, []
+    """Size of a directory-format dump and, with ``checksum``, the runner's tree SHA-256 of it."""
+    total, digests = 0, {}
     for root, _dirs, files in os.walk(path):
-        for name in sorted(files):
+        for name in files:
             full = os.path.join(root, name)
             total += os.path.getsize(full)
             if checksum:
@@ -237,9 +237,8 @@ def _dir_stats(path, checksum):
                 with open(full, 'rb') as handle:
                     for chunk in iter(lambda: handle.read(1024 * 1024), b''):
                         digest.update(chunk)
-                lines.append('%s  %s\n' % (digest.hexdigest(), os.path.relpath(full, path)))
-    sha = hashlib.sha256(''.join(sorted(lines, key=lambda line: line[66:])).encode()).hexdigest() if checksum else None
-    return total, sha
+                digests[os.path.relpath(full, path)] = digest.hexdigest()
+    return total, (tree_sha256(digests) if checksum else None)
 
 
 def _entry_size(path):

@@ -302,18 +302,21 @@ class Desired:
 
     def __init__(self, path, content, owner='root', mode=0o644, secret=False):
         self.path, self.content, self.owner, self.mode, self.secret = path, content, owner, mode, secret
+        self._current = self._unread = object()
 
     def current(self):
-        try:
-            with open(self.path, 'r') as handle:
-                return handle.read()
-        except (IOError, OSError):
-            return None
+        """The file's content now (read once), or None when it does not exist."""
+        if self._current is self._unread:
+            try:
+                with open(self.path, 'r') as handle:
+                    self._current = handle.read()
+            except (IOError, OSError):
+                self._current = None
+        return self._current
 
     def differs(self):
         """What differs: 'content', 'owner/mode', or None."""
-        before = self.current()
-        if before != self.content:
+        if self.current() != self.content:
             return 'content'
         info = os.stat(self.path)
         if info.st_mode & 0o7777 != self.mode or pwd.getpwuid(info.st_uid).pw_name != self.owner:
@@ -521,7 +524,7 @@ def present(module, params, expression):
         files=[d[0] for d in changed_dirs] + [d.path for d in changed_files] + obsolete,
         diff=diffs,
     )
-    if module.check_mode:
+    if not module.writes_allowed:
         if params['run_now']:
             result['run'] = dict(status='not run (check mode)')
         module.exit_json(**result)
@@ -543,7 +546,7 @@ def absent(module, params):
     targets = [p for p in (paths['cron'], paths['config'], paths['passfile'], paths['s3_credentials']) if os.path.exists(p)]
     result = dict(changed=bool(targets), cron_file=paths['cron'], files=targets,
                   diff=[dict(before_header=p, after_header=p, before='(file)\n', after='') for p in targets])
-    if not module.check_mode:
+    if module.writes_allowed:
         for path in targets:
             module.backup_before_overwrite(path)
             os.unlink(path)

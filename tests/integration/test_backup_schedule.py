@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._cron import cron_command
 from tests.integration.ansible_cli import host_results, run_module, run_playbook
 
 DB_HOSTS = ['db-primary', 'db-replica-1', 'db-replica-2']
@@ -34,12 +35,10 @@ def _snapshot(lab):
 
 
 def _cron_command(lab, host, name):
-    """The job's command exactly as written in its /etc/cron.d file (user field dropped)."""
+    """The job's command exactly as written in its /etc/cron.d file."""
     content = lab.exec(host, 'cat', '/etc/cron.d/dbfleet-pg-dump-%s' % name).stdout
-    job = [line for line in content.splitlines() if line and line[0].isdigit()][-1]
-    fields = job.split(None, 6)
-    assert fields[5] == 'postgres'
-    return fields[6].replace(r'\%', '%')
+    assert ' postgres ' in [line for line in content.splitlines() if line and line[0].isdigit()][-1]
+    return cron_command(content)
 
 
 def _run_as_cron(lab, host, name, check=False):

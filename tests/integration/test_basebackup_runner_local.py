@@ -67,11 +67,7 @@ def pgarch():
         cluster.installed_runner = runner
         yield cluster
     finally:
-        try:
-            cluster.stop()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.discard()
 
 
 def bb_config(tmp_path, cluster, name='bb', user='dbf_backup', password=None, port=None, **overrides):
@@ -202,11 +198,7 @@ def test_base_backup_is_restorable(tmp_path, pgarch):
         assert restored.psql(query, db='app_prod') == pgarch.psql(query, db='app_prod')
         assert restored.psql(query, db='app_prod').startswith('%d|' % ROWS)
     finally:
-        try:
-            restored.stop()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(rbase, ignore_errors=True)
+        restored.discard()
 
 
 # --------------------------------------------------------------------------

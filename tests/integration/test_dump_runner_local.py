@@ -40,6 +40,7 @@ import urllib.request
 import pytest
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils import _dump_runner
+from ansible_collections.dbfleet.postgresql.plugins.modules import file_stat
 
 PG_BIN = '/usr/lib/postgresql/15/bin'
 PORT = 55432
@@ -94,6 +95,14 @@ class Cluster:
     def stop(self):
         self.as_postgres(os.path.join(PG_BIN, 'pg_ctl'), '-D', self.data, '-m', 'fast', '-w', 'stop')
 
+    def discard(self):
+        """Stop the server if it runs and remove everything under ``base``."""
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.base, ignore_errors=True)
+
     def psql(self, sql, db='postgres'):
         proc = subprocess.run([os.path.join(PG_BIN, 'psql'), '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', self.sockdir,
                                '-p', str(self.port), '-U', 'postgres', '-d', db, '-c', sql],
@@ -143,11 +152,7 @@ def pg():
                      "CREATE INDEX ON items (name);", db='app_prod')
         yield cluster
     finally:
-        try:
-            cluster.stop()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.discard()
 
 
 @pytest.fixture(scope='module')
@@ -392,6 +397,7 @@ def test_formats_and_compression(tmp_path, pg, fmt, compression, suffix, actual,
             lines.append('%s  %s\n' % (info['sha256'], name))
         assert dump['sha256'] == hashlib.sha256(''.join(sorted(lines, key=lambda line: line[66:])).encode()).hexdigest()
         assert dump['size'] == sum(info['size'] for info in dump['files'].values())
+        assert file_stat._dir_stats(dump['path'], True) == (dump['size'], dump['sha256'])  # file_stat agrees
         assert any(name.endswith('.dat.gz') for name in dump['files'])  # pg_dump 15's native gzip, recorded as such
         assert 'zstd needs pg_dump 16' in dump['compression_note']
     else:

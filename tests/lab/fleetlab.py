@@ -550,10 +550,22 @@ def kill_ns_members(ns: int, grace: float = 5.0) -> None:
     signal_and_wait(pids, grace)
 
 
+def forget_dead_hosts() -> None:
+    """Clear the records of hosts whose holder is gone (a crash, a reboot, a state dir copied
+    from another machine): stop what is left in such a namespace, then drop its pid and
+    namespace files. Runs before any host starts, one host at a time: namespace inode numbers
+    are reused, so a stale record checked while new hosts start could name a new host."""
+    for h in HOSTS:
+        if holder_pid(h):
+            continue
+        old = recorded_ns(h)
+        if old and old in lab_namespaces():
+            kill_ns_members(old)
+        for kind in ("holder.pid", "mntns", "sshd.pid", "cron.pid"):
+            (RUN / f"{h.name}.{kind}").unlink(missing_ok=True)
+
+
 def start_holder(h: Host) -> int:
-    old = recorded_ns(h)
-    if old and old in lab_namespaces():
-        kill_ns_members(old)  # leftovers of an earlier namespace of this host: start clean
     proc = spawn(["unshare", "--mount", "--uts", "--propagation", "private",
                   "/bin/bash", str(STATE / "hosts" / h.name / "ns-setup.sh")], LOGS / f"{h.name}-ns.log")
 
@@ -1214,6 +1226,7 @@ def cmd_up(_args) -> int:
                 ensure_real_target(entry[0], is_file=False)
         for path in HOST_FILES:
             ensure_real_target(path, is_file=True)
+        forget_dead_hosts()
         with concurrent.futures.ThreadPoolExecutor(len(HOSTS)) as pool:
             list(pool.map(lambda h: ensure_host(h, pubkey, changes), HOSTS))
         ensure_postgres(sec, changes)

@@ -8,16 +8,20 @@ up to ~70 s).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.lab.pytest_fleetlab import fleetlab as fleetlab_module
 
 pytest_plugins = ["tests.lab.pytest_fleetlab"]
 
@@ -189,3 +193,25 @@ def test_cron_runs_jobs_inside_its_host(fleet_lab):
             assert fleet_lab.ssh(other, f"test -e /srv/cron-{tag}", check=False).returncode == 1
     finally:
         fleet_lab.ssh(host, f"rm -f {job} /srv/cron-{tag}", check=False)
+
+
+@pytest.mark.skipif(not os.environ.get("DBFLEET_LAB_DISRUPTIVE"), reason="set DBFLEET_LAB_DISRUPTIVE=1")
+def test_up_recovers_from_a_lab_whose_processes_died(fleet_lab):
+    """A reboot (or a state dir that outlived its processes) leaves pid and namespace records
+    naming nothing; `up` must start every host again, not trip over the old records."""
+    lab = fleetlab_module
+    pids = list(lab.lab_processes())
+    assert pids, "the lab is up, so it has processes"
+    for pid in pids:  # SIGKILL, like a crash: nothing gets to clean up
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert _wait(lambda: not lab.lab_processes(), 10), "the lab's processes are gone"
+    assert all((lab.RUN / f"{h.name}.mntns").exists() for h in lab.HOSTS), "the stale records stay behind"
+    up = subprocess.run([str(fleet_lab.repo / "tests/lab/fleetlab"), "up"], capture_output=True, text=True,
+                        check=False, timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    for h in lab.HOSTS:
+        assert f"{h.name}: namespace" in up.stdout
+    report = fleet_lab.status()
+    assert report["ok"], json.dumps(report, indent=1)
+    assert fleet_lab.psql(fleet_lab.primary, "select 1") == "1"

@@ -544,23 +544,16 @@ exec -a {h.tag} sleep infinity
     return changed
 
 
-def kill_ns_members(ns: int, grace: float = 5.0) -> None:
-    """Stop every process inside a mount namespace (a host whose holder died)."""
-    pids = [p for p in all_pids() if mnt_ns(p) == ns]
-    signal_and_wait(pids, grace)
-
-
 def forget_dead_hosts() -> None:
     """Clear the records of hosts whose holder is gone (a crash, a reboot, a state dir copied
-    from another machine): stop what is left in such a namespace, then drop its pid and
-    namespace files. Runs before any host starts, one host at a time: namespace inode numbers
-    are reused, so a stale record checked while new hosts start could name a new host."""
-    for h in HOSTS:
-        if holder_pid(h):
-            continue
-        old = recorded_ns(h)
-        if old and old in lab_namespaces():
-            kill_ns_members(old)
+    from another machine): stop what is left in their namespaces, then drop their pid and
+    namespace files. Runs before any host starts: namespace inode numbers are reused, so a
+    stale record checked while new hosts start could name a new host's namespace."""
+    dead = [h for h in HOSTS if not holder_pid(h)]
+    stale = {recorded_ns(h) for h in dead} & lab_namespaces()
+    if stale:
+        signal_and_wait([p for p in all_pids() if mnt_ns(p) in stale], 5)
+    for h in dead:
         for kind in ("holder.pid", "mntns", "sshd.pid", "cron.pid"):
             (RUN / f"{h.name}.{kind}").unlink(missing_ok=True)
 

@@ -15,10 +15,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import fnmatch
+import math
 import os
 import posixpath
+import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _files
 
 MODES = ('plan', 'edit', 'bypass')
 
@@ -47,6 +50,37 @@ DEFAULT_DENY_PATHS = (
 )
 
 _GLOB_CHARS = frozenset('*?[')
+
+# Where data (dumps, WAL, transfers) is never written, whatever the symlinks say: the system's own
+# trees, and anyone's SSH directory.
+SYSTEM_WRITE_ROOTS = ('/etc', '/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/dev', '/run',
+                      '/boot', '/proc', '/sys')
+_SSH_DIR_RE = re.compile(r'(^|/)\.ssh(/|$)')
+# C0 controls and DEL: a newline in a value would start a new line in a cron file or config.
+_CONTROL_RE = re.compile('[\x00-\x1f\x7f]')
+
+
+def control_character_problem(value):
+    """Why ``value`` (a string) cannot reach a file or a command line, or None."""
+    match = _CONTROL_RE.search(value)
+    if not match:
+        return None
+    return 'contains the control character %r at position %d' % (match.group(0), match.start())
+
+
+def write_destination_problem(path):
+    """Why data must not be written to ``path`` (a system directory, an .ssh directory), or None.
+
+    Both the path as written and as symlinks resolve it are judged.
+    """
+    for candidate in _candidates(path):
+        for root in SYSTEM_WRITE_ROOTS:
+            if candidate == root or candidate.startswith(root + '/'):
+                shown = candidate if candidate == posixpath.normpath(path) else '%s (resolves to %s)' % (path, candidate)
+                return '%s is inside %s, a system directory: dbfleet never writes backups or transfers there' % (shown, root)
+        if _SSH_DIR_RE.search(candidate):
+            return '%s is inside an .ssh directory: dbfleet never writes there' % candidate
+    return None
 
 
 def safety_argument_spec():
@@ -143,10 +177,43 @@ class DbfleetModule(AnsibleModule):
         self.deny_extra = self.params['dbfleet_deny_paths']
         if self.dbfleet_mode == 'plan':
             self.check_mode = True
+        self._refuse_unsafe_values(self.argument_spec, self.params, '')
         for name in _path_options(argument_spec):
             value = self.params.get(name)
             for item in (value if isinstance(value, list) else [value]):
                 self.require_allowed_path(item, name)
+
+    def _refuse_unsafe_values(self, spec, params, prefix):
+        """No control character in any string, no NaN or infinity in any number, nested options included."""
+        for name, option in spec.items():
+            value = params.get(name) if isinstance(params, dict) else None
+            where = prefix + name
+            secret = option.get('no_log')
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if isinstance(item, str):
+                    problem = control_character_problem(item)
+                    if problem:
+                        shown = 'its value' if secret else repr(item)
+                        self.fail_json(msg='Refused option %s: %s %s. Values reach cron files, configs and command '
+                                           'lines, where a newline would start a new line; nothing was changed.'
+                                           % (where, shown, problem))
+                elif isinstance(item, float) and not math.isfinite(item):
+                    self.fail_json(msg='Refused option %s: %r is not a finite number; nothing was changed.' % (where, item))
+                elif isinstance(item, dict):
+                    if option.get('options'):
+                        self._refuse_unsafe_values(option['options'], item, where + '.')
+                    else:
+                        self._refuse_unsafe_values(dict((key, {}) for key in item), item, where + '.')
+
+    def require_write_destination(self, path, option=None):
+        """Fail, changing nothing, when ``path`` is a place data must never be written to."""
+        self.require_allowed_path(path, option)
+        problem = write_destination_problem(path)
+        if problem:
+            where = ' (option %s)' % option if option else ''
+            self.fail_json(msg='Refused%s: %s. Choose a directory for data, such as /srv/backups.' % (where, problem),
+                           denied_path=path, dbfleet_mode=self.dbfleet_mode)
 
     def require_allowed_path(self, path, option=None):
         """Fail the host, changing nothing, when ``path`` is deny-listed."""
@@ -163,14 +230,16 @@ class DbfleetModule(AnsibleModule):
         """False in plan mode and under --check."""
         return not self.check_mode
 
-    def backup_before_overwrite(self, path):
-        """In edit mode keep a timestamped copy of ``path`` before it is overwritten.
+    def backup_before_overwrite(self, path, secret=False):
+        """In edit mode keep a copy of ``path``'s content before it is overwritten or removed.
 
-        Returns the backup's path, or None when nothing was copied (bypass mode, or no file).
+        Copies live under ``_files.BACKUP_ROOT`` (root only, mode 0600, content only). Secrets
+        (passfiles, credentials) are never copied: a rotated secret leaves nothing behind.
+        Returns the backup's path, or None when nothing was copied (bypass mode, a secret, no file).
         """
-        if self.dbfleet_mode != 'edit' or self.check_mode or not os.path.isfile(path):
+        if self.dbfleet_mode != 'edit' or self.check_mode or secret:
             return None
-        return self.backup_local(path)
+        return _files.backup_copy(path)
 
     def exit_json(self, **kwargs):
         kwargs.setdefault('dbfleet_mode', self.dbfleet_mode)

@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import re
 
 _DURATION_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
@@ -16,18 +17,33 @@ _SIZE_UNITS = {
 }
 _DURATION_RE = re.compile(r'(\d+(?:\.\d+)?)\s*([smhdw])')
 _SIZE_RE = re.compile(r'^(\d+(?:\.\d+)?)\s*([a-z]*)$')
+# Plain decimal numbers only: float() would also take "nan", "inf" and "1e400".
+_NUMBER_RE = re.compile(r'^\d+(?:\.\d+)?$')
+
+
+def _shown(value):
+    text = str(value)
+    return repr(text if len(text) <= 60 else text[:57] + '...')
+
+
+def _finite(number, option, value):
+    if not math.isfinite(number):
+        raise ValueError('%s=%s is too large to be a number' % (option, _shown(value)))
+    return number
 
 
 def parse_duration(value, option='duration'):
     """Seconds from ``3600``, ``"90m"``, ``"26h"``, ``"1d12h"``. Raises ValueError with a clear message."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise ValueError('%s=%r is not a duration' % (option, value))
     text = str(value).strip().lower()
     if text.startswith('-'):
         raise ValueError('%s must not be negative (got %s)' % (option, value))
-    try:
+    if _NUMBER_RE.match(text):
         seconds = float(text)
-    except ValueError:
+    else:
         pos, seconds = 0, 0.0
         for match in _DURATION_RE.finditer(text):
             if text[pos:match.start()].strip():
@@ -35,8 +51,9 @@ def parse_duration(value, option='duration'):
             seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
             pos = match.end()
         if pos == 0 or text[pos:].strip():
-            raise ValueError('%s=%r is not a duration: use seconds or a number with s, m, h, d or w (e.g. 26h, 1d12h)'
-                             % (option, value))
+            raise ValueError('%s=%s is not a duration: use seconds or a number with s, m, h, d or w (e.g. 26h, 1d12h)'
+                             % (option, _shown(value)))
+    _finite(seconds, option, value)
     if seconds <= 0:
         raise ValueError('%s must be greater than zero (got %s)' % (option, value))
     return seconds
@@ -46,14 +63,16 @@ def parse_size(value, option='size'):
     """Bytes from ``1048576``, ``"200k"``, ``"1.5GB"``, ``"2GiB"`` (k/M/G are powers of 1000, KiB/MiB/GiB of 1024)."""
     if value is None:
         return None
+    if isinstance(value, bool):
+        raise ValueError('%s=%r is not a size' % (option, value))
     text = str(value).strip().lower()
     if text.startswith('-'):
         raise ValueError('%s must not be negative (got %s)' % (option, value))
     match = _SIZE_RE.match(text)
     if not match or match.group(2) not in _SIZE_UNITS:
-        raise ValueError('%s=%r is not a size: use bytes or a number with k, M, G, T (or KiB, MiB, GiB, TiB)'
-                         % (option, value))
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+        raise ValueError('%s=%s is not a size: use bytes or a number with k, M, G, T (or KiB, MiB, GiB, TiB)'
+                         % (option, _shown(value)))
+    return int(_finite(float(match.group(1)) * _SIZE_UNITS[match.group(2)], option, value))
 
 
 def format_size(num_bytes):

@@ -201,6 +201,7 @@ import glob
 import hashlib
 import json
 import os
+import stat
 import time
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import (
@@ -211,6 +212,7 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import
     PLAIN_TRAILERS,
 )
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._dump_runner import manifest_name, parse_artifact_name, tree_sha256
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import UnsafePath, lstat_or_none, read_regular
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import find_pg_tool
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule, glob_static_prefix
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
@@ -222,7 +224,12 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
 
 
 def _is_dump_dir(path):
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, 'toc.dat'))
+    """A real (not symlinked) directory holding a directory-format dump's toc.dat."""
+    info = lstat_or_none(path)
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        return False
+    toc = lstat_or_none(os.path.join(path, 'toc.dat'))
+    return toc is not None and stat.S_ISREG(toc.st_mode)
 
 
 def _dir_stats(path, checksum):
@@ -242,23 +249,47 @@ def _dir_stats(path, checksum):
 
 
 def _entry_size(path):
-    return _dir_stats(path, False)[0] if os.path.isdir(path) else os.path.getsize(path)
+    return _dir_stats(path, False)[0] if _is_dump_dir(path) else os.lstat(path).st_size
 
 
-def _find(module, pattern):
+# A stamp this far ahead of the host clock is not "the newest dump" but a wrong clock or a planted file.
+FUTURE_SLACK = 300
+
+
+def _when(path, info):
+    """When an artifact was made: the UTC stamp in a runner-made name, else its modification time.
+
+    The same definition of "newest" as the runner's retention: copying or ``touch`` changes mtime,
+    not the name.
+    """
+    parsed = parse_artifact_name(os.path.basename(path.rstrip('/')))
+    return parsed['when'].timestamp() if parsed else info.st_mtime
+
+
+def _find(module, pattern, violations):
+    """Regular files and real dump directories matching ``pattern``, newest first; future stamps set aside."""
     if not pattern.startswith('/'):
         module.fail_json(msg='pattern=%r must be an absolute path glob, e.g. /srv/backups/app_prod-*.dump*' % pattern)
     module.require_allowed_path(glob_static_prefix(pattern), 'pattern')
     skip_manifests = not pattern.endswith('.manifest.json')
     found = []
+    horizon = time.time() + FUTURE_SLACK
     for match in glob.glob(pattern):
         if skip_manifests and match.endswith('.manifest.json'):
             continue
         module.require_allowed_path(match, 'pattern')
-        if os.path.isfile(match) or _is_dump_dir(match):
-            found.append((os.stat(match).st_mtime, match))
+        info = lstat_or_none(match)
+        if info is None or not (stat.S_ISREG(info.st_mode) or _is_dump_dir(match)):
+            continue  # symlinks, FIFOs, sockets and devices are never backups
+        when = _when(match, info)
+        if when > horizon:
+            violations.append('%s is stamped %s, in the future: not counted as the newest backup (a wrong clock, or a '
+                              'file that was not made by this host\'s dumps)'
+                              % (match, datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat()))
+            continue
+        found.append((when, match))
     found.sort(reverse=True)
-    return [path for _mtime, path in found]
+    return [path for _when_, path in found]
 
 
 def _validate(module, path, is_dir, scan, result):
@@ -283,19 +314,23 @@ def _validate(module, path, is_dir, scan, result):
         return str(exc)
 
 
+MANIFEST_LIMIT = 4 * 1024 * 1024
+
+
 def _check_manifest(path, size, sha256, mode, result):
     """Compare the file with the runner's sidecar manifest; return violation sentences."""
     parsed = parse_artifact_name(os.path.basename(path.rstrip('/')))
     sidecar = os.path.join(os.path.dirname(path.rstrip('/')), manifest_name(parsed['db'], parsed['stamp'])) if parsed else None
-    if not sidecar or not os.path.isfile(sidecar):
+    if not sidecar or lstat_or_none(sidecar) is None:
         if mode == 'required':
             return ['%s has no manifest beside it (%s): it was not written by the dump runner, or its manifest was lost'
                     % (path, sidecar or 'the name is not <db>-<UTC stamp>.<ext>')]
         return []
     try:
-        with open(sidecar) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
+        data = json.loads(read_regular(sidecar, MANIFEST_LIMIT).decode('utf-8'))
+        if not isinstance(data, dict):
+            raise ValueError('not a JSON object')
+    except (OSError, ValueError, UnsafePath) as exc:
         return ['cannot read the manifest %s: %s' % (sidecar, exc)]
     info = dict(path=sidecar, status=data.get('status'), size=data.get('size'), sha256=data.get('sha256'),
                 finished_at=data.get('finished_at'))
@@ -348,7 +383,7 @@ def main():
     violations = result['violations']
     previous = None
     if params['pattern']:
-        matches = _find(module, params['pattern'])
+        matches = _find(module, params['pattern'], violations)
         result['matches'] = len(matches)
         if not matches:
             violations.append('no file matches %s: the backup has not run here, or writes somewhere else' % params['pattern'])
@@ -356,32 +391,37 @@ def main():
         previous = matches[1] if len(matches) > 1 else None
     else:
         path = params['path']
-        if not os.path.lexists(path):
+        info = lstat_or_none(path)
+        if info is None:
             violations.append('%s does not exist' % path)
             path = None
-        elif os.path.isdir(path) and not _is_dump_dir(path):
+        elif stat.S_ISLNK(info.st_mode):
+            module.fail_json(msg='%s is a symlink: file_stat looks only at the file itself (give its real path)' % path)
+        elif stat.S_ISDIR(info.st_mode) and not _is_dump_dir(path):
             module.fail_json(msg='%s is a directory, not a file: give a file, a directory-format dump (one with toc.dat) '
                                  'or use pattern to pick the newest file inside' % path)
+        elif not stat.S_ISDIR(info.st_mode) and not stat.S_ISREG(info.st_mode):
+            module.fail_json(msg='%s is not a regular file (a FIFO, socket or device): refused' % path)
 
     if path:
-        is_dir = os.path.isdir(path)
+        is_dir = _is_dump_dir(path)
         try:
-            stat = os.stat(path)
+            info = os.lstat(path)
             scan = None
             if is_dir:
                 size, sha256 = _dir_stats(path, params['checksum'])
                 compression = None
             else:
-                size = stat.st_size
+                size = info.st_size
                 scan = scan_file(path, checksum=params['checksum'], inspect=params['validate'] == 'pg_archive')
                 sha256, compression = scan['sha256'], scan['compression']
-        except (OSError, ArchiveError) as exc:
+        except (OSError, ArchiveError, UnsafePath) as exc:
             module.fail_json(msg='cannot read %s: %s' % (path, exc), path=path)
-        age = time.time() - stat.st_mtime
+        age = time.time() - info.st_mtime
         result.update(
             exists=True, path=path, is_dir=is_dir, size=size, size_human=format_size(size),
-            mtime=stat.st_mtime,
-            mtime_iso=datetime.datetime.fromtimestamp(stat.st_mtime, datetime.timezone.utc).isoformat(timespec='seconds'),
+            mtime=info.st_mtime,
+            mtime_iso=datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc).isoformat(timespec='seconds'),
             age_seconds=round(age, 3), age_human=format_duration(age), compression=compression,
         )
         if params['checksum']:
@@ -394,7 +434,7 @@ def main():
             violations.append('%s is %s, smaller than min_size %s' % (path, format_size(size), format_size(min_size)))
         if previous:
             prev_size = _entry_size(previous)
-            result['previous'] = dict(path=previous, size=prev_size, mtime=os.stat(previous).st_mtime)
+            result['previous'] = dict(path=previous, size=prev_size, mtime=os.lstat(previous).st_mtime)
             drop = round((prev_size - size) * 100.0 / prev_size, 2) if prev_size else 0.0
             result['size_drop_pct'] = drop
             if drop_limit is not None and drop > drop_limit:

@@ -52,3 +52,35 @@ def test_cron_file_round_trips_the_command():
     assert job.startswith('0 3 * * * postgres /usr/bin/python3 ')
     assert r'\%' in job  # cron would turn a bare % into a newline
     assert cron_command(content) == "/usr/bin/python3 /opt/dbfleet/bin/dbfleet-pg-dump --config '/etc/dbfleet/pg_dump/a b%.json'"
+
+
+@pytest.mark.parametrize('spec,words', [
+    ('0 3 L * *', 'knows no L, W'),         # croniter takes these; cron cannot run them
+    ('0 3 * * 5#3', 'knows no L, W'),
+    ('0 3 15W * *', 'knows no L, W'),
+    ('0 3 ? * *', 'knows no L, W'),
+    ('0 3 31 2 *', 'never runs'),           # croniter crashed the module here
+    ('0 3 31 2,4 *', 'never runs'),
+    ('5/10 * * * *', 'a step needs a range'),
+    ('*/0 * * * *', 'the step 0'),
+    ('10-5 * * * *', 'runs backwards'),
+    ('0 3 * foo *', 'not cron syntax'),
+    ('@reboot', 'not a cron nickname'),
+    ('0 3 * * *\n* * * * * root id', 'control character'),
+])
+def test_rejects_what_cron_cannot_run(spec, words):
+    with pytest.raises(ScheduleError, match=words):
+        normalize_schedule(spec)
+
+
+@pytest.mark.parametrize('spec', ['0 3 * jan-mar *', '0 3 * * mon-fri', '0 3 * * MON,tue', '0 3 * * 7', '1-30/2 3 * * *',
+                                  '0 3 29 2 *', '0 3 31 2,3 *', '0 0 3 * * sun'])
+def test_accepts_what_cron_runs(spec):
+    assert normalize_schedule(spec)
+
+
+def test_cron_file_refuses_control_characters():
+    with pytest.raises(ScheduleError, match='control character'):
+        render_cron_file('dbfleet dump schedule "x": app\n* * * * * root id #', '0 3 * * *', 'postgres', ['/bin/true'])
+    with pytest.raises(ScheduleError, match='control character'):
+        render_cron_file('desc', '0 3 * * *', 'postgres', ['/bin/true', 'a\rb'])

@@ -61,3 +61,33 @@ def test_edit_mode_backs_up_before_overwrite_and_bypass_does_not(tmp_path):
     assert backup and open(backup).read() == 'original\n'
     assert _module({'dest': str(target), 'dbfleet_mode': 'bypass'}).backup_before_overwrite(str(target)) is None
     assert _module({'dest': str(target), 'dbfleet_mode': 'plan'}).backup_before_overwrite(str(target)) is None
+
+
+@pytest.mark.parametrize('args,option', [
+    ({'name': 'app\n* * * * * root id #'}, 'name'),
+    ({'name': 'a\rb'}, 'name'),
+    ({'name': 'nul\x00'}, 'name'),
+    ({'dest': '/srv/back\nups'}, 'dest'),
+    ({'sources': ['/srv/ok', '/srv/x\ty']}, 'sources'),
+])
+def test_control_characters_are_refused_in_every_string_option(args, option, capsys):
+    out = _failure(args, capsys)
+    assert 'Refused option %s' % option in out['msg'] and 'control character' in out['msg']
+
+
+def test_secret_values_are_not_echoed(capsys):
+    spec = dict(SPEC, password=dict(type='str', no_log=True))
+    with patch_module_args({'password': 'hunter2\nx'}):
+        with pytest.raises(SystemExit):
+            DbfleetModule(argument_spec=spec, supports_check_mode=True)
+    out = capsys.readouterr().out
+    assert 'hunter2' not in out and 'control character' in out
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), float('-inf')])
+def test_non_finite_numbers_are_refused(value, capsys):
+    spec = dict(SPEC, pct=dict(type='float'))
+    with patch_module_args({'pct': value}):
+        with pytest.raises(SystemExit):
+            DbfleetModule(argument_spec=spec, supports_check_mode=True)
+    assert 'not a finite number' in capsys.readouterr().out

@@ -9,9 +9,11 @@ import pytest
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import (
     DEFAULT_DENY_PATHS,
+    control_character_problem,
     deny_reason,
     glob_static_prefix,
     strictest_mode,
+    write_destination_problem,
 )
 
 
@@ -64,3 +66,27 @@ def test_glob_static_prefix():
     assert glob_static_prefix('/etc/sha*') == '/etc'
     assert glob_static_prefix('/srv/backups/app_prod-*.dump') == '/srv/backups'
     assert glob_static_prefix('/*/shadow') == '/'
+
+
+@pytest.mark.parametrize('path', ['/etc/cron.d/dumps', '/etc', '/usr/local/backups', '/bin/x', '/lib64/x', '/dev/shm/x',
+                                  '/run/backups', '/root/.ssh/backups', '/var/lib/postgresql/.ssh', '/boot/x'])
+def test_system_directories_are_no_write_destination(path):
+    assert write_destination_problem(path) is not None
+
+
+@pytest.mark.parametrize('path', ['/srv/backups', '/var/backups/db', '/data/pg/backups', '/srv/etc-copies', '/srv/usrdata',
+                                  '/home/alice/dumps', '/srv/.sshfoo'])
+def test_data_directories_are_write_destinations(path):
+    assert write_destination_problem(path) is None
+
+
+def test_symlink_into_the_system_is_no_write_destination(tmp_path):
+    link = tmp_path / 'etclink'
+    os.symlink('/etc', link)
+    assert 'resolves to /etc/cron.d' in write_destination_problem(str(link / 'cron.d'))
+
+
+@pytest.mark.parametrize('value,ok', [('app_prod', True), ('app-prod 2', True), ('caf\u00e9', True),
+                                      ('app\n', False), ('a\tb', False), ('\x7f', False), ('x\x00', False)])
+def test_control_character_problem(value, ok):
+    assert (control_character_problem(value) is None) == ok

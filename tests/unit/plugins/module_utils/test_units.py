@@ -48,3 +48,21 @@ def test_formatting():
     assert format_duration(59) == '59s'
     assert format_duration(30 * 3600 + 125) == '1d 6h 2m'
     assert format_duration(0) == '0s'
+
+
+@pytest.mark.parametrize('value', ['nan', 'NaN', 'inf', '-inf', 'infinity', '1e400', '9' * 400, 'nanh', '1e3', True])
+def test_duration_refuses_non_finite_and_odd_numbers(value):
+    with pytest.raises(ValueError):
+        parse_duration(value, 'max_age')
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf', '1e400', '9' * 400 + 'g', '-1k', True])
+def test_size_refuses_non_finite_and_negative(value):
+    with pytest.raises(ValueError):
+        parse_size(value, 'min_size')
+
+
+def test_long_values_are_shortened_in_messages():
+    with pytest.raises(ValueError) as exc:
+        parse_duration('x' * 5000, 'max_age')
+    assert len(str(exc.value)) < 300

@@ -45,9 +45,13 @@ class FleetLab:
         self.db_hosts: tuple[str, ...] = tuple(h.name for h in fleetlab.HOSTS if h.is_db)
         self.primary: str = fleetlab.PRIMARY.name
         self.replicas: tuple[str, ...] = tuple(h.name for h in fleetlab.REPLICAS)
+        # Every host running PostgreSQL: the db group plus db-pgdg (PGDG layout, password auth, group pgdg).
+        self.pg_hosts: tuple[str, ...] = tuple(h.name for h in fleetlab.PG_HOSTS)
+        self.pgdg: str = fleetlab.PGDG_HOST.name
         self.s3_endpoint_url: str = fleetlab.S3_URL
         self.s3_bucket: str = fleetlab.S3_BUCKET
-        self.vars: dict = fleetlab.inventory_vars(fleetlab.load_secrets(create=False))
+        self._secrets = fleetlab.load_secrets(create=False)
+        self.vars: dict = fleetlab.inventory_vars(self._secrets)
 
     def _host(self, host: str):
         try:
@@ -58,12 +62,25 @@ class FleetLab:
     def host_addr(self, host: str) -> str:
         return self._host(host).addr
 
+    def host_vars(self, host: str) -> dict:
+        """The inventory's variables of that host (group `all`'s, with the host's own on top)."""
+        h = self._host(host)
+        return {**self.vars, **fleetlab.host_vars(h, self._secrets)}
+
+    def pg_bin(self, host: str) -> str:
+        """Where the host's PostgreSQL binaries are (/usr/pgsql-15/bin on db-pgdg); none are on PATH there."""
+        return self._host(host).layout.bin
+
+    def pg_data(self, host: str) -> str:
+        return self._host(host).layout.data
+
     def exec(self, host: str, *cmd: str, check: bool = True, input: str | None = None,  # pylint: disable=redefined-builtin
-             timeout: float = 300, user: str | None = None) -> subprocess.CompletedProcess:
-        """Run cmd inside the host's namespaces (nsenter, no SSH); optionally as another user."""
+             timeout: float = 300, user: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run cmd inside the host's namespaces (nsenter, no SSH); optionally as another user,
+        with env added to this process's environment."""
         argv = fleetlab.host_cmd(self._host(host), list(cmd), user=user)
         return subprocess.run(argv, input=input, capture_output=True, text=True, check=check, timeout=timeout,
-                              cwd="/")
+                              cwd="/", env={**os.environ, **env} if env else None)
 
     def ssh_argv(self, host: str) -> list[str]:
         return ["ssh", "-i", str(self.ssh_key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
@@ -77,10 +94,10 @@ class FleetLab:
 
     def psql(self, host: str, sql: str, db: str = "postgres") -> str:
         """Run SQL as postgres over the host's unix socket; unaligned, tuples only, '|'-separated.
+        On db-pgdg the superuser's password goes to that one psql in PGPASSWORD (not on its command line).
         Raises CalledProcessError (with psql's stderr) on any SQL error."""
-        res = self.exec(host, f"{fleetlab.PG_BIN}/psql", "-X", "-q", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1",
-                        "-d", db, "-f", "-", input=sql, user="postgres")
-        return res.stdout.rstrip("\n")
+        argv, env = fleetlab.psql_command(self._host(host), db)
+        return self.exec(host, *argv, input=sql, user="postgres", env=env).stdout.rstrip("\n")
 
     def _fleetlab(self, *args: str) -> subprocess.CompletedProcess:
         res = subprocess.run([str(_HERE / "fleetlab"), *args], capture_output=True, text=True, timeout=300, check=False)

@@ -1,0 +1,163 @@
+"""db-pgdg: a host laid out the way PGDG's RPMs lay out RHEL hosts, with a cluster made by hand.
+
+Its view of the file system: Debian's server tree appears at /usr/pgsql-15/{bin,lib,share}
+(bind mounts; the server finds $libdir next to its binaries, at ../lib, as on PGDG). Debian's own
+paths are hidden inside the host: /usr/lib/postgresql/15/bin is an empty directory, and
+postgresql-common's wrappers and cluster tools are gone from /usr/bin, so nothing PostgreSQL is
+on PATH. /usr/lib/postgresql/15/lib and /usr/share/postgresql stay (the server reads its share
+files there). No systemd: pg_ctl -D starts and stops the server.
+
+Its cluster: /var/lib/pgsql/15/data made with initdb as postgres, config in the data
+directory, scram-sha-256 everywhere including the local socket (the superuser's password is
+in the lab secrets), no WAL archiving, and a small app_prod.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .config import DEBIAN, PG_PORT, PG_VERSION, PGDG, STATE, Host
+from .namespaces import host_run_dir, run_in
+from .postgres import (app_data_sql, marker_matches, postmaster_pid, psql, read_marker, start_pg, wipe_cluster,
+                       write_marker)
+from .proc import make_dir, write_file
+from .state import secrets_digest
+
+# The PGDG server tree -> where Debian has it. Bound before anything below is hidden.
+TREE = {PGDG.bin: DEBIAN.bin, f"/usr/pgsql-{PG_VERSION}/lib": f"/usr/lib/postgresql/{PG_VERSION}/lib",
+        f"/usr/pgsql-{PG_VERSION}/share": f"/usr/share/postgresql/{PG_VERSION}"}
+# Debian-only directories, each covered by an empty directory of its own.
+HIDDEN_DIRS = (DEBIAN.bin, "/usr/share/postgresql-common", "/etc/postgresql-common")
+# Debian's entry points (pg_wrapper's links psql, pg_dump, ...; pg_ctlcluster & co.) vanish from
+# /usr/bin and /usr/sbin: each directory is seen through a read-only overlay whose top layer holds
+# a whiteout per name. (bash's `command -v` would still find a file bound over one, executable or
+# not.) Named here, and read from the packages' file lists, which know about any this list misses.
+ENTRY_POINT_DIRS = ("/usr/bin", "/usr/sbin")
+DEBIAN_ENTRY_POINTS = ("/usr/bin/pg_ctlcluster", "/usr/bin/pg_lsclusters", "/usr/bin/pg_createcluster",
+                       "/usr/bin/pg_dropcluster", "/usr/bin/pg_conftool", "/usr/bin/pg_upgradecluster",
+                       "/usr/bin/pg_config", "/usr/bin/psql", "/usr/bin/pg_dump", "/usr/bin/pg_dumpall",
+                       "/usr/bin/pg_restore", "/usr/bin/pg_basebackup", "/usr/bin/pg_isready",
+                       "/usr/bin/pg_receivewal", "/usr/bin/pg_archivecleanup")
+PACKAGE_LISTS = ("/var/lib/dpkg/info/postgresql-common.list", "/var/lib/dpkg/info/postgresql-client-common.list")
+
+
+def _hide_dir(h: Host, path: str, suffix: str = "") -> Path:
+    return STATE / "hosts" / h.name / "hide" / (path.strip("/").replace("/", "_") + suffix)
+
+
+def entry_points() -> list[str]:
+    names = set(DEBIAN_ENTRY_POINTS)
+    for listing in PACKAGE_LISTS:
+        try:
+            names.update(line for line in Path(listing).read_text().splitlines()
+                         if os.path.dirname(line) in ENTRY_POINT_DIRS)
+        except OSError:
+            pass
+    return sorted(names)
+
+
+def prepare_view(h: Host) -> None:
+    for inside in TREE:
+        make_dir(h.path(inside))
+    for path in HIDDEN_DIRS:
+        make_dir(_hide_dir(h, path))
+    for name in entry_points():
+        whiteout = _hide_dir(h, os.path.dirname(name), "-whiteouts") / os.path.basename(name)
+        if not os.path.lexists(whiteout):
+            make_dir(whiteout.parent)
+            os.mknod(whiteout, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+
+def view_mounts(h: Host) -> list[str]:
+    """ns-setup.sh lines: the PGDG tree first, then Debian's paths hidden."""
+    lines = ["# PGDG layout: the server tree at its RPM path; Debian's paths and entry points hidden.",
+             *(f"mount --bind {debian} {pgdg}" for pgdg, debian in TREE.items()),
+             *(f"mount --bind -o ro {_hide_dir(h, d)} {d}" for d in HIDDEN_DIRS if os.path.isdir(d))]
+    for path in ENTRY_POINT_DIRS:
+        layer = _hide_dir(h, path, "-whiteouts")
+        if layer.is_dir():
+            lines.append(f"mount -t overlay dbfleet-lab-pgdg -o ro,lowerdir={layer}:{path} {path}")
+    return lines
+
+
+# --- the cluster ---------------------------------------------------------------------------------
+
+SECRET_KEYS = ("pgdg_postgres_password",)
+
+PG_HBA = """\
+# pg_hba.conf of fleet-lab host db-pgdg (initdb -A scram-sha-256, with the lab's addresses):
+# a password for everyone, over the local socket too.
+# TYPE  DATABASE     USER      ADDRESS        METHOD
+local   all          all                      scram-sha-256
+host    all          all       127.0.0.0/8    scram-sha-256
+host    replication  all       127.0.0.0/8    scram-sha-256
+"""
+
+
+def lab_conf(h: Host) -> str:
+    return f"""\
+# Fleet-lab settings for {h.name} (generated by tests/lab/fleetlab.py), included from
+# postgresql.conf. WAL archiving is left off on purpose: whoever wants it turns it on.
+listen_addresses = '{h.addr}'
+port = {PG_PORT}
+unix_socket_directories = '/run/postgresql'
+# As PGDG's packages configure it: the server log in $PGDATA/log.
+logging_collector = on
+log_directory = 'log'
+log_filename = 'postgresql-%a.log'
+log_rotation_age = 1d
+log_truncate_on_rotation = on
+"""
+
+
+def initdb(h: Host, password: str) -> None:
+    """initdb as postgres, the superuser's password read from a file in the host's private
+    /run (a tmpfs) and removed straight after."""
+    lay = h.layout
+    make_dir(h.path(f"/var/lib/pgsql/{PG_VERSION}"), "postgres", "postgres", 0o700)
+    make_dir(h.path(f"/var/lib/pgsql/{PG_VERSION}/backups"), "postgres", "postgres", 0o700)
+    pwfile = host_run_dir(h) / "dbfleet-lab-initdb.pw"
+    write_file(pwfile, password + "\n", 0o600, "postgres")
+    try:
+        res = run_in(h, [f"{lay.bin}/initdb", "-D", lay.data, "-U", "postgres", "-A", "scram-sha-256",
+                         f"--pwfile=/run/{pwfile.name}", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+                     user="postgres", timeout=120)
+    finally:
+        pwfile.unlink(missing_ok=True)
+    # Where PGDG's postgresql-15-setup leaves initdb's output.
+    write_file(h.path(f"/var/lib/pgsql/{PG_VERSION}/initdb.log"), res.stdout, 0o600, "postgres")
+
+
+def configure(h: Host) -> None:
+    """The lab's settings go in conf.d/ (postgresql.conf includes it); pg_hba names the lab's addresses."""
+    data = h.path(h.layout.data)
+    write_file(data / "pg_hba.conf", PG_HBA, 0o600, "postgres")
+    conf = (data / "postgresql.conf").read_text()
+    include = "include_dir = 'conf.d'"
+    if include not in conf:
+        write_file(data / "postgresql.conf", f"{conf.rstrip()}\n\n# Fleet lab: its settings for this host.\n"
+                   f"{include}\n", 0o600, "postgres")
+    make_dir(data / "conf.d", "postgres", "postgres", 0o700)
+    write_file(data / "conf.d" / "lab.conf", lab_conf(h), 0o600, "postgres")
+
+
+def build(h: Host, sec: dict) -> None:
+    wipe_cluster(h)
+    initdb(h, sec["pgdg_postgres_password"])
+    configure(h)
+    start_pg(h)
+    psql(h, app_data_sql(customers=300, orders=900))
+    write_marker(h, secrets_digest(sec, SECRET_KEYS))
+
+
+def ensure_pgdg(h: Host, sec: dict, changes: list) -> None:
+    """Build the cluster when it is not the one `up` made (or was made with other secrets),
+    else just start it. Its configuration is left as it is: the collection may change it."""
+    if not (marker_matches(h) and read_marker(h).get("secrets") == secrets_digest(sec, SECRET_KEYS)):
+        build(h, sec)
+        changes.append(f"{h.name}: new cluster (initdb)")
+    elif not postmaster_pid(h):
+        start_pg(h)
+        changes.append(f"{h.name}: postgres started")

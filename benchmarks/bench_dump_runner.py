@@ -21,7 +21,7 @@ output, since the runner fsyncs before it calls a dump good). Usage (as root, fr
 from __future__ import annotations
 
 import argparse
-import inspect
+import base64
 import json
 import os
 import sys
@@ -31,8 +31,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'build', 'collections'))
 
-from ansible_collections.dbfleet.postgresql.plugins.module_utils import _dump_runner  # noqa: E402
-from tests.lab.pytest_fleetlab import FleetLab, fleetlab  # noqa: E402
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import config as runner_config  # noqa: E402
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.compression import compression_plan  # noqa: E402
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.program import build_program  # noqa: E402
+from tests.lab.pytest_fleetlab import FleetLab  # noqa: E402
 
 HOST = 'db-primary'
 DB = 'bench'
@@ -58,6 +60,16 @@ ALTER TABLE orders ADD PRIMARY KEY (id);
 """
 
 
+def running_lab():
+    """A handle on the fleet lab when it runs (its primary answers), else None."""
+    try:
+        lab = FleetLab()
+        lab.exec(HOST, 'true', timeout=30)
+    except Exception:  # pylint: disable=broad-except  # a lab that is down fails in many ways, each means "not running"
+        return None
+    return lab
+
+
 def ensure_database(lab, rows, min_bytes):
     size = lab.psql(HOST, "SELECT coalesce(sum(pg_database_size(datname)), 0) FROM pg_database WHERE datname = '%s'" % DB)
     if int(size or 0) >= min_bytes:
@@ -74,15 +86,17 @@ def ensure_database(lab, rows, min_bytes):
 
 
 def install_runner(lab):
-    source = '#!/usr/bin/python3\n' + inspect.getsource(_dump_runner)
-    config = _dump_runner.build_config(
-        'bench', OUT, databases=[DB], globals=False, keep_min=1, retention_days=1, pg_bin=fleetlab.PG_BIN,
+    """The runner as pg_dump_schedule installs it: the one file the builder makes for the host's /usr/bin/python3."""
+    program = build_program('dbfleet-pg-dump', '/usr/bin/python3')
+    config = runner_config.build_config(
+        'bench', OUT, databases=[DB], globals=False, keep_min=1, retention_days=1, pg_bin=lab.pg_bin(HOST),
         lock_file='/opt/dbfleet/bench/lock', state_dir='/opt/dbfleet/bench/state', log_file='/opt/dbfleet/bench/log')
-    errors = _dump_runner.validate_config(config)
+    errors = runner_config.validate_config(config)
     if errors:
         raise SystemExit('bad benchmark config: %s' % errors)
     lab.exec(HOST, 'sh', '-c', 'mkdir -p /opt/dbfleet/bench %s && chown postgres: /opt/dbfleet/bench %s' % (OUT, OUT))
-    lab.exec(HOST, 'sh', '-c', 'cat > %s && chmod 755 %s' % (RUNNER, RUNNER), input=source)
+    # a zip is not text: it travels base64-encoded through the host's stdin
+    lab.exec(HOST, 'sh', '-c', 'base64 -d > %s && chmod 755 %s' % (RUNNER, RUNNER), input=base64.b64encode(program).decode('ascii'))
     lab.exec(HOST, 'sh', '-c', 'cat > %s && chown postgres: %s' % (CONFIG, CONFIG), input=json.dumps(config))
     return config
 
@@ -105,11 +119,14 @@ def main():
     parser.add_argument('--rounds', type=int, default=1, help='repeat each measurement and keep the fastest')
     args = parser.parse_args()
 
-    lab = FleetLab()
+    lab = running_lab()
+    if lab is None:
+        print('the fleet lab is not running: start it with `make lab-up`')
+        return 2
     db_bytes = ensure_database(lab, args.rows, args.min_bytes)
     config = install_runner(lab)
-    plan = _dump_runner.compression_plan(config['format'], config['compression'], config['compression_level'], 15)
-    pg = fleetlab.PG_BIN
+    plan = compression_plan(config['format'], config['compression'], config['compression_level'], 15)
+    pg = lab.pg_bin(HOST)
     bare = '%s/pg_dump -Fc %s %s' % (pg, ' '.join(plan['pg_dump_args']), DB)
     if plan['external']:
         bare += ' | ' + ' '.join(plan['external'])

@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 
-SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.libpq import SSL_MODES, libpq_env
 
 
 class PgError(Exception):
@@ -33,7 +33,7 @@ def postgres_common_argument_spec():
         login_password=dict(type='str', no_log=True),
         login_db=dict(type='str', default='postgres'),
         login_unix_socket=dict(type='path'),
-        ssl_mode=dict(type='str', choices=SSL_MODES),
+        ssl_mode=dict(type='str', choices=list(SSL_MODES)),
     )
 
 
@@ -46,18 +46,6 @@ def connection_settings(params):
         dbname=params.get('login_db'),
         sslmode=params.get('ssl_mode'),
     )
-
-
-def libpq_env(connection, passfile=None, appname='dbfleet'):
-    """libpq environment variables for ``connection`` (a dict from :func:`connection_settings`)."""
-    env = {'PGAPPNAME': appname, 'PGCONNECT_TIMEOUT': '10'}
-    for key, var in (('host', 'PGHOST'), ('port', 'PGPORT'), ('user', 'PGUSER'), ('dbname', 'PGDATABASE'),
-                     ('sslmode', 'PGSSLMODE')):
-        if connection.get(key) not in (None, ''):
-            env[var] = str(connection[key])
-    if passfile:
-        env['PGPASSFILE'] = passfile
-    return env
 
 
 def passfile_line(connection, password):

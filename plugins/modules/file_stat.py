@@ -198,7 +198,6 @@ ok:
 
 import datetime
 import glob
-import hashlib
 import json
 import os
 import stat
@@ -211,9 +210,10 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import
     scan_file,
     PLAIN_TRAILERS,
 )
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._dump_runner import manifest_name, parse_artifact_name, tree_sha256
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import UnsafePath, lstat_or_none, read_regular
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import find_pg_tool
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.hashing import hash_tree, tree_size
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.naming import manifest_name, parse_artifact_name
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule, glob_static_prefix
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
     format_duration,
@@ -234,18 +234,10 @@ def _is_dump_dir(path):
 
 def _dir_stats(path, checksum):
     """Size of a directory-format dump and, with ``checksum``, the runner's tree SHA-256 of it."""
-    total, digests = 0, {}
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            total += os.path.getsize(full)
-            if checksum:
-                digest = hashlib.sha256()
-                with open(full, 'rb') as handle:
-                    for chunk in iter(lambda: handle.read(1024 * 1024), b''):
-                        digest.update(chunk)
-                digests[os.path.relpath(full, path)] = digest.hexdigest()
-    return total, (tree_sha256(digests) if checksum else None)
+    if not checksum:
+        return tree_size(path), None
+    tree = hash_tree(path)
+    return tree.size, tree.hexdigest()
 
 
 def _entry_size(path):

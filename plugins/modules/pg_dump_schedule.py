@@ -264,16 +264,13 @@ run:
   type: dict
 '''
 
-import inspect
 import json
 import os
 import pwd
 import shlex
 import sys
-import tempfile
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible_collections.dbfleet.postgresql.plugins.module_utils import _dump_runner
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._cron import (
     CRON_NAME_RE,
     CRONITER_IMPORT_ERROR,
@@ -292,23 +289,26 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres impor
     postgres_common_argument_spec,
     psql_query,
 )
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import config as runner_config
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.fsutil import write_atomic
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.program import build_program
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule
 
 HIDDEN = '<secret: %d bytes, not shown>\n'
 
 
 class Desired:
-    """One file the schedule needs: content, owner, mode, and whether its content may be shown in a diff."""
+    """One file the schedule needs: content (text, or bytes for a program), owner, mode, and whether it may be shown in a diff."""
 
     def __init__(self, path, content, owner='root', mode=0o644, secret=False):
         self.path, self.content, self.owner, self.mode, self.secret = path, content, owner, mode, secret
         self._current = self._unread = object()
 
     def current(self):
-        """The file's content now (read once), or None when it does not exist."""
+        """The file's content now (read once, as bytes when the content is bytes), or None when it does not exist."""
         if self._current is self._unread:
             try:
-                with open(self.path, 'r') as handle:
+                with open(self.path, 'rb' if isinstance(self.content, bytes) else 'r') as handle:
                     self._current = handle.read()
             except (IOError, OSError):
                 self._current = None
@@ -330,23 +330,11 @@ class Desired:
 
 
 def write_atomically(module, desired):
-    """Write to a temporary file beside the target, then rename over it; back up first in edit mode."""
-    directory = os.path.dirname(desired.path)
+    """Replace the file atomically (owner and mode set before any byte is written); back up first in edit mode."""
     entry = pwd.getpwnam(desired.owner)
     module.backup_before_overwrite(desired.path)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(desired.path), dir=directory)
-    try:
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(desired.content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, desired.mode)
-        os.chown(tmp, entry.pw_uid, entry.pw_gid)
-        os.rename(tmp, desired.path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    data = desired.content if isinstance(desired.content, bytes) else desired.content.encode('utf-8')
+    write_atomic(desired.path, data, desired.mode, entry.pw_uid, entry.pw_gid)
 
 
 def ensure_dir(path, owner, mode):
@@ -381,20 +369,14 @@ def validate(module, params):
 
 
 def paths_for(params):
-    name = params['name']
-    return dict(
-        cron=os.path.join(params['cron_dir'], 'dbfleet-pg-dump-%s' % name),
-        config=os.path.join(params['config_dir'], '%s.json' % name),
-        passfile=os.path.join(params['config_dir'], '%s.pgpass' % name),
-        s3_credentials=os.path.join(params['config_dir'], '%s.s3.json' % name),
-        state=os.path.join(params['state_dir'], name),
-        log=os.path.join(params['log_dir'], '%s.log' % name),
-    )
+    """Every file of the schedule, named the way the runner names them by default."""
+    return runner_config.schedule_paths(params['name'], config_dir=params['config_dir'], state_dir=params['state_dir'],
+                                        log_dir=params['log_dir'], cron_dir=params['cron_dir'])
 
 
-def runner_source():
-    """The runner as it will be installed: this interpreter's shebang plus the module_utils source."""
-    return '#!%s\n%s' % (sys.executable, inspect.getsource(_dump_runner))
+def runner_program():
+    """The runner as it will be installed: one file built from the module_utils sources (same sources, same bytes)."""
+    return build_program('dbfleet-pg-dump', sys.executable)
 
 
 def build_config(params, paths, connection):
@@ -416,7 +398,7 @@ def build_config(params, paths, connection):
             what.update(databases=databases, exclude_databases=params['exclude_databases'])
         if params['format'] != 'custom' or params['jobs'] != 1:
             what.update(format=params['format'], jobs=params['jobs'])
-    return _dump_runner.build_config(
+    return runner_config.build_config(
         params['name'], params['dest'],
         kind=params['kind'],
         compression=params['compression'],
@@ -426,7 +408,7 @@ def build_config(params, paths, connection):
         **what,
         connection=dict(connection, passfile=paths['passfile'] if params['login_password'] else None),
         pg_bin=params['pg_bin'] or (os.path.dirname(pg_dump) if pg_dump else None),
-        lock_file=os.path.join(paths['state'], 'lock'),
+        lock_file=paths['lock'],
         lock_wait=params['lock_wait'],
         state_dir=paths['state'],
         log_file=paths['log'],
@@ -479,7 +461,7 @@ def present(module, params, expression):
     paths = paths_for(params)
     connection = connection_settings(params)
     config = build_config(params, paths, connection)
-    errors = _dump_runner.validate_config(config)
+    errors = runner_config.validate_config(config)
     if errors:
         module.fail_json(msg='pg_dump_schedule %s: invalid settings, nothing was changed: %s' % (params['name'], '; '.join(errors)))
     is_replica = check_server(module, params, connection)
@@ -490,7 +472,7 @@ def present(module, params, expression):
     what = 'the whole cluster' if params['kind'] == 'basebackup' else ', '.join(params['databases'])
     description = 'dbfleet %s schedule "%s": %s' % (params['kind'], params['name'], what)
     desired = [
-        Desired(runner, runner_source(), mode=0o755),
+        Desired(runner, runner_program(), mode=0o755),
         Desired(paths['config'], json.dumps(config, indent=2, sort_keys=True) + '\n', owner=run_as, mode=0o600),
         Desired(paths['cron'], render_cron_file(description, expression, run_as, command), mode=0o644),
     ]
@@ -510,8 +492,8 @@ def present(module, params, expression):
     changed_dirs = [d for d in dirs if not os.path.isdir(d[0])]
     diffs = []
     for item in changed_files:
-        if item.path == runner:
-            continue
+        if isinstance(item.content, bytes):
+            continue  # a program (a zip): its bytes say nothing in a diff
         diffs.append(dict(before_header=item.path, after_header=item.path,
                           before=item.shown(item.current()), after=item.shown(item.content)))
     for path in obsolete:
@@ -582,11 +564,11 @@ def main():
         s3_access_key=dict(type='str', no_log=True),
         s3_secret_key=dict(type='str', no_log=True),
         run_now=dict(type='bool', default=False),
-        runner_path=dict(type='path', default='/opt/dbfleet/bin/dbfleet-pg-dump'),
-        config_dir=dict(type='path', default='/etc/dbfleet/pg_dump'),
-        cron_dir=dict(type='path', default='/etc/cron.d'),
-        state_dir=dict(type='path', default='/var/lib/dbfleet/pg_dump'),
-        log_dir=dict(type='path', default='/var/log/dbfleet/pg_dump'),
+        runner_path=dict(type='path', default=os.path.join(runner_config.PROGRAM_DIR, 'dbfleet-pg-dump')),
+        config_dir=dict(type='path', default=runner_config.DEFAULT_DIRS['config_dir']),
+        cron_dir=dict(type='path', default=runner_config.DEFAULT_DIRS['cron_dir']),
+        state_dir=dict(type='path', default=runner_config.DEFAULT_DIRS['state_dir']),
+        log_dir=dict(type='path', default=runner_config.DEFAULT_DIRS['log_dir']),
     )
     module = DbfleetModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'present', ('schedule',))])

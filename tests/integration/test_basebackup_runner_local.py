@@ -15,7 +15,6 @@ Needs root, PostgreSQL 15 binaries and zstd; skipped otherwise (see the markers)
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -25,9 +24,11 @@ import time
 
 import pytest
 
-from ansible_collections.dbfleet.postgresql.plugins.module_utils import _dump_runner
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import config as runner_config
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import wal as runner_wal
 from tests.integration.test_dump_runner_local import (
-    DEBIAN_PY, PG_BIN, Cluster, cluster_base, free_port, listing, partials_in, run_runner, runner_cmd, sha256_file, stat_mode,
+    DEBIAN_PY, PG_BIN, Cluster, cluster_base, free_port, install_program, listing, partials_in, run_runner, runner_cmd, sha256_file,
+    stat_mode,
 )
 # the moto S3 server fixture, used by its name as a test argument
 from tests.integration.test_dump_runner_local import moto  # noqa: F401 pylint: disable=unused-import
@@ -60,11 +61,7 @@ def pgarch():
         cluster.psql("CREATE TABLE items (id int PRIMARY KEY, name text, payload text);"
                      "INSERT INTO items SELECT g, 'item ' || g, repeat(md5(g::text), 4) FROM generate_series(1, %d) g;"
                      "CREATE TABLE ticks (at timestamptz DEFAULT now(), filler text)" % ROWS, db='app_prod')
-        runner = os.path.join(base, 'dbfleet-pg-dump-runner')
-        with open(runner, 'w', encoding='utf-8') as handle:  # as pg_dump_schedule installs it
-            handle.write('#!%s\n%s' % (DEBIAN_PY, inspect.getsource(_dump_runner)))
-        os.chmod(runner, 0o755)
-        cluster.installed_runner = runner
+        cluster.installed_runner = install_program(os.path.join(base, 'dbfleet-pg-dump'), DEBIAN_PY)  # as pg_dump_schedule does
         yield cluster
     finally:
         cluster.discard()
@@ -82,11 +79,11 @@ def bb_config(tmp_path, cluster, name='bb', user='dbf_backup', password=None, po
         'log_file': str(tmp_path / 'log' / ('%s.log' % name)),
     }
     cfg.update(overrides)
-    assert _dump_runner.validate_config(cfg) == []
+    assert runner_config.validate_config(cfg) == []
     path = tmp_path / ('%s.json' % name)
     path.write_text(json.dumps(cfg, indent=2))
     os.chmod(str(path), 0o600)
-    built, errors = _dump_runner.load_config(str(path))  # the config exactly as the runner will see it
+    built, errors = runner_config.load_config(str(path))  # the config exactly as the runner will see it
     assert errors == []
     return str(path), built
 
@@ -172,7 +169,7 @@ def test_base_backup_is_restorable(tmp_path, pgarch):
     assert (bb['start_lsn'], bb['start_wal_file'], bb['timeline']) == (label['start_lsn'], label['start_wal_file'], label['timeline'])
     assert label['label'] == bb['label'] == 'dbfleet-bb-%s' % bb['stamp']
     assert bb['wal_segment_size'] == 16 * 1024 * 1024
-    assert _dump_runner.parse_lsn(bb['end_lsn']) > _dump_runner.parse_lsn(bb['start_lsn'])
+    assert runner_wal.parse_lsn(bb['end_lsn']) > runner_wal.parse_lsn(bb['start_lsn'])
     assert bb['end_wal_file'] >= bb['start_wal_file'] and bb['end_timeline'] == 1
     with open(os.path.join(bb['path'], 'backup_manifest'), encoding='utf-8') as handle:
         ranges = json.load(handle)['WAL-Ranges']

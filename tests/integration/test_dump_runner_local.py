@@ -9,9 +9,9 @@ the least-privilege role ``dbf_backup`` (pg_read_all_data, REPLICATION, a
 random password) connects with a passfile, and so does ``dbf_plain`` (LOGIN
 only, no pg_read_all_data: it cannot read role passwords).  The runner runs as a subprocess,
 as root, under the venv's Python and under Debian's ``/usr/bin/python3`` (what
-DB hosts use) from a copy written the way the pg_dump_schedule module installs
-it (shebang + ``inspect.getsource``).  tests/integration/test_basebackup_runner_local.py
-reuses the cluster helpers for base backups.
+DB hosts use), installed the way the pg_dump_schedule module installs it: the
+one file ``_runner.program.build_program`` makes, written with ``write_atomic``.
+tests/integration/test_basebackup_runner_local.py reuses the cluster helpers for base backups.
 
 Needs root (initdb/pg_ctl via runuser, tmpfs mounts), PostgreSQL 15 binaries,
 zstd, lz4, gzip; skipped otherwise.
@@ -19,10 +19,10 @@ zstd, lz4, gzip; skipped otherwise.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import fcntl
 import hashlib
-import inspect
 import json
 import os
 import pwd
@@ -39,14 +39,28 @@ import urllib.request
 
 import pytest
 
-from ansible_collections.dbfleet.postgresql.plugins.module_utils import _dump_runner
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import config as runner_config
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import manifest as runner_manifest
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import naming
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.fsutil import write_atomic
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.program import build_program
 from ansible_collections.dbfleet.postgresql.plugins.modules import file_stat
 
 PG_BIN = '/usr/lib/postgresql/15/bin'
 PORT = 55432
 VENV_PY = sys.executable
 DEBIAN_PY = '/usr/bin/python3'
-RUNNER = os.path.abspath(_dump_runner.__file__)
+
+
+def install_program(path, interpreter, program='dbfleet-pg-dump'):
+    """A host-side program installed as pg_dump_schedule installs it: the builder's bytes, root-owned 0755, atomically."""
+    write_atomic(path, build_program(program, interpreter), 0o755, 0, 0)
+    return path
+
+
+_PROGRAMS = tempfile.mkdtemp(prefix='dbfleet-programs-')
+atexit.register(shutil.rmtree, _PROGRAMS, True)
+RUNNER = install_program(os.path.join(_PROGRAMS, 'dbfleet-pg-dump'), VENV_PY)  # run as `python RUNNER ...` by most tests
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason='needs root: runs initdb as postgres and mounts tmpfs'),
@@ -157,12 +171,8 @@ def pg():
 
 @pytest.fixture(scope='module')
 def installed_runner(pg):
-    """The runner as pg_dump_schedule installs it: a shebang plus inspect.getsource() of the module."""
-    path = os.path.join(pg.base, 'dbfleet-pg-dump-runner')
-    with open(path, 'w', encoding='utf-8') as handle:
-        handle.write('#!%s\n%s' % (DEBIAN_PY, inspect.getsource(_dump_runner)))
-    os.chmod(path, 0o755)
-    return path
+    """The runner as pg_dump_schedule installs it (for Debian's Python, as on a DB host)."""
+    return install_program(os.path.join(pg.base, 'dbfleet-pg-dump'), DEBIAN_PY)
 
 
 def free_port():
@@ -216,7 +226,7 @@ def make_config(tmp_path, pg, name='t', **overrides):
         'state_dir': str(tmp_path / 'state' / name), 'log_file': str(tmp_path / 'log' / ('pg_dump-%s.log' % name)), 's3': None,
     }
     cfg.update(overrides)
-    assert _dump_runner.validate_config(cfg) == []
+    assert runner_config.validate_config(cfg) == []
     path = tmp_path / ('%s.json' % name)
     path.write_text(json.dumps(cfg, indent=2))
     os.chmod(str(path), 0o600)
@@ -241,7 +251,7 @@ def listing(dest):
 def dumps_in(dest, db=None):
     result = []
     for name in listing(dest):
-        parsed = _dump_runner.parse_artifact_name(name)
+        parsed = naming.parse_artifact_name(name)
         if parsed and parsed['kind'] == 'dump' and (db is None or parsed['db'] == db):
             result.append(name)
     return result
@@ -256,7 +266,7 @@ def sha256_file(path):
 
 
 def read_manifest(dest, db, stamp):
-    with open(os.path.join(dest, _dump_runner.manifest_name(db, stamp)), encoding='utf-8') as handle:
+    with open(os.path.join(dest, naming.manifest_name(db, stamp)), encoding='utf-8') as handle:
         return json.load(handle)
 
 
@@ -328,7 +338,7 @@ def test_good_dump_is_restorable_and_hash_matches(tmp_path, pg, installed_runner
     assert dump['sha256'] == sha256_file(dump['path'])
     assert dump['size'] == os.path.getsize(dump['path'])
     assert dump['pg_dump_version'].startswith('15.') and dump['server_version'].startswith('15.')
-    assert dump['db_size_bytes'] > 0 and dump['runner_version'] == _dump_runner.RUNNER_VERSION
+    assert dump['db_size_bytes'] > 0 and dump['runner_version'] == runner_manifest.RUNNER_VERSION
     assert dump['host'] == socket.gethostname() and dump['schedule'] == 't'
     assert read_manifest(dest, 'app_prod', dump['stamp']) == dump
     assert stat_mode(dump['path']) == 0o640
@@ -354,8 +364,8 @@ def test_good_dump_is_restorable_and_hash_matches(tmp_path, pg, installed_runner
     assert glob['role_passwords'] is True and glob['notes'] == []
     assert "PASSWORD 'SCRAM-SHA-256$" in sql and '--no-role-passwords' not in glob['pipeline']
     assert sorted(listing(dest)) == sorted([os.path.basename(dump['path']), os.path.basename(glob['path']),
-                                            _dump_runner.manifest_name('app_prod', dump['stamp']),
-                                            _dump_runner.manifest_name('globals', glob['stamp'])])
+                                            naming.manifest_name('app_prod', dump['stamp']),
+                                            naming.manifest_name('globals', glob['stamp'])])
     with open(os.path.join(cfg['state_dir'], 'last-run.json'), encoding='utf-8') as handle:
         assert json.load(handle) == summary
     with open(cfg['log_file'], encoding='utf-8') as handle:
@@ -541,7 +551,7 @@ def test_globals_as_least_privilege_role_over_tcp_with_passfile(tmp_path, pg):
     assert rc == 0
     globals_item = [item for item in report['would_dump'] if item['kind'] == 'globals'][0]
     assert globals_item['role_passwords'] is True and '--no-role-passwords' not in globals_item['pipeline']
-    assert _dump_runner.ROLE_PASSWORDS_NOTE not in globals_item['reason']
+    assert runner_manifest.ROLE_PASSWORDS_NOTE not in globals_item['reason']
 
     # a wrong password in the passfile is a clear failure
     bad = pg.passfile(tmp_path / 'state', 'dbf_backup', 'not-the-password')
@@ -566,8 +576,8 @@ def test_globals_as_role_that_cannot_read_pg_authid(tmp_path, pg):
     glob, dump = by_db['globals'], by_db['postgres']
     assert dump['status'] == 'ok' and 'role_passwords' not in dump
     assert glob['status'] == 'ok' and glob['role_passwords'] is False
-    assert glob['notes'] == [_dump_runner.ROLE_PASSWORDS_NOTE]
-    assert _dump_runner.ROLE_PASSWORDS_NOTE == ('role passwords not included: the backup role cannot read pg_authid '
+    assert glob['notes'] == [runner_manifest.ROLE_PASSWORDS_NOTE]
+    assert runner_manifest.ROLE_PASSWORDS_NOTE == ('role passwords not included: the backup role cannot read pg_authid '
                                                 '(grant it pg_read_all_data, or dump as a superuser)')
     assert read_manifest(cfg['dest'], 'globals', glob['stamp']) == glob
     assert '--no-role-passwords' in glob['pipeline']
@@ -579,7 +589,7 @@ def test_globals_as_role_that_cannot_read_pg_authid(tmp_path, pg):
     assert 'SCRAM-SHA-256' not in sql
     with open(cfg['log_file'], encoding='utf-8') as handle:
         log = handle.read()
-    assert _dump_runner.ROLE_PASSWORDS_NOTE in log
+    assert runner_manifest.ROLE_PASSWORDS_NOTE in log
     assert password not in json.dumps(execs) and not [text for text in (log, json.dumps(summary), stderr, sql) if password in text]
 
     # the dry run says the same
@@ -587,7 +597,7 @@ def test_globals_as_role_that_cannot_read_pg_authid(tmp_path, pg):
     assert rc == 0
     globals_item = [item for item in report['would_dump'] if item['kind'] == 'globals'][0]
     assert globals_item['role_passwords'] is False and '--no-role-passwords' in globals_item['pipeline']
-    assert _dump_runner.ROLE_PASSWORDS_NOTE in globals_item['reason']
+    assert runner_manifest.ROLE_PASSWORDS_NOTE in globals_item['reason']
 
 
 # --------------------------------------------------------------------------
@@ -652,7 +662,7 @@ def test_disk_full_never_leaves_a_backup_and_keeps_the_newest_good(tmp_path, pg)
         newest = summary['artifacts'][0]
         # now that a newer good dump exists, retention (0 days, keep 1) removes the old one and the failed manifests
         assert dumps_in(str(mount)) == [os.path.basename(newest['path'])]
-        assert listing(str(mount)) == sorted([os.path.basename(newest['path']), _dump_runner.manifest_name('tiny', newest['stamp'])])
+        assert listing(str(mount)) == sorted([os.path.basename(newest['path']), naming.manifest_name('tiny', newest['stamp'])])
         assert first['path'] in summary['pruned']
     finally:
         subprocess.run(['umount', str(mount)], check=False)
@@ -730,7 +740,7 @@ def test_bad_config_exits_2(tmp_path, pg):
 
 def test_version_flag():
     proc = subprocess.run([DEBIAN_PY, RUNNER, '--version'], capture_output=True, text=True, check=False)
-    assert proc.returncode == 0 and _dump_runner.RUNNER_VERSION in proc.stdout
+    assert proc.returncode == 0 and runner_manifest.RUNNER_VERSION in proc.stdout
 
 
 # --------------------------------------------------------------------------
@@ -789,8 +799,8 @@ def snapshot(path):
 
 def fake_copy(dest, real, db, days_ago, status='ok', with_dump=True, with_manifest=True, mtime_days_ago=None):
     """Copy a real dump + manifest under an older stamp (the name is the age source)."""
-    stamp = _dump_runner.format_stamp(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago))
-    name = _dump_runner.artifact_name(db, stamp, 'custom', 'zstd')
+    stamp = naming.format_stamp(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago))
+    name = naming.artifact_name(db, stamp, 'custom', 'zstd')
     paths = []
     if with_dump:
         shutil.copyfile(real['path'], os.path.join(dest, name))
@@ -799,7 +809,7 @@ def fake_copy(dest, real, db, days_ago, status='ok', with_dump=True, with_manife
         manifest = dict(real, stamp=stamp, db=db, status=status, path=os.path.join(dest, name) if status == 'ok' else None)
         if status != 'ok':
             manifest.update(sha256=None, size=None, error='pg_dump exited with status 1: simulated')
-        mpath = os.path.join(dest, _dump_runner.manifest_name(db, stamp))
+        mpath = os.path.join(dest, naming.manifest_name(db, stamp))
         with open(mpath, 'w', encoding='utf-8') as handle:
             json.dump(manifest, handle)
         paths.append(mpath)
@@ -841,7 +851,7 @@ def test_retention_uses_the_stamp_and_keeps_keep_min_good(tmp_path, pg):
     assert rc == 0
     real = summary['artifacts'][0]
     dest = cfg['dest']
-    keep = [real['path'], os.path.join(dest, _dump_runner.manifest_name('app_prod', real['stamp']))]
+    keep = [real['path'], os.path.join(dest, naming.manifest_name('app_prod', real['stamp']))]
     keep += fake_copy(dest, real, 'app_prod', 3, mtime_days_ago=100)        # young by name
     keep += fake_copy(dest, real, 'app_prod', 10)                           # old, but one of the newest 4 good
     keep += fake_copy(dest, real, 'app_prod', 1, status='failed', with_dump=False)  # young failed manifest
@@ -859,7 +869,7 @@ def test_retention_uses_the_stamp_and_keeps_keep_min_good(tmp_path, pg):
     rc, summary, stderr = run_runner(config)
     assert rc == 0, (summary, stderr)
     newest = summary['artifacts'][0]
-    keep += [newest['path'], os.path.join(dest, _dump_runner.manifest_name('app_prod', newest['stamp']))]
+    keep += [newest['path'], os.path.join(dest, naming.manifest_name('app_prod', newest['stamp']))]
     assert sorted(summary['pruned']) == sorted(gone)
     assert sorted(os.path.join(dest, name) for name in listing(dest)) == sorted(keep + untouched)
 

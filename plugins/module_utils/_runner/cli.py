@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Command lines of the host-side programs; each ``*_main`` is a program's entry point (see ``program.PROGRAMS``).
+
+``dbfleet-pg-dump``, run by cron::
+
+    /usr/bin/python3 /opt/dbfleet/bin/dbfleet-pg-dump --config /etc/dbfleet/pg_dump/NAME.json [--json] [--quiet] [--dry-run]
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import argparse
+import json
+import os
+import sys
+
+from .config import load_config
+from .dryrun import dry_run, format_report
+from .log import Log
+from .manifest import RUNNER_VERSION
+from .naming import iso, utcnow
+from .run import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, locked_run
+
+
+def _dump_arguments(argv):
+    parser = argparse.ArgumentParser(
+        prog="dbfleet-pg-dump", description="dbfleet.postgresql host-side pg_dump runner (installed by pg_dump_schedule)")
+    parser.add_argument("--config", required=True, help="JSON config written by the pg_dump_schedule module")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    parser.add_argument("--quiet", action="store_true", help="do not copy log lines to stderr")
+    parser.add_argument("--dry-run", action="store_true", help="show what would be dumped and pruned; write nothing")
+    parser.add_argument("--version", action="version", version="%(prog)s " + RUNNER_VERSION)
+    return parser.parse_args(argv)
+
+
+def _emit(summary, as_json):
+    if as_json:
+        sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+        sys.stdout.flush()
+
+
+def dump_main(argv=None):
+    """``dbfleet-pg-dump``: run the schedule named by ``--config``; return the exit code."""
+    try:
+        args = _dump_arguments(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return EXIT_OK if exc.code in (0, None) else EXIT_BAD_CONFIG
+    cfg, errors = load_config(args.config)
+    if errors:
+        for error in errors:
+            sys.stderr.write("dbfleet pg_dump runner: bad config %s: %s\n" % (args.config, error))
+        _emit({"status": "failed", "name": None, "started_at": iso(utcnow()), "finished_at": iso(utcnow()),
+               "artifacts": [], "pruned": [], "errors": ["bad config %s: %s" % (args.config, e) for e in errors],
+               "runner_version": RUNNER_VERSION, "exit_code": EXIT_BAD_CONFIG}, args.json)
+        return EXIT_BAD_CONFIG
+    if args.dry_run:
+        report = dry_run(cfg)
+        if args.json:
+            _emit(report, True)
+        else:
+            sys.stdout.write(format_report(report))
+        return EXIT_OK if report["status"] == "ok" else EXIT_FAILED
+    os.umask(0o027)
+    log = Log(cfg["log_file"], cfg["name"], args.quiet)
+    try:
+        summary = locked_run(cfg, args.config, args.quiet, log)
+    finally:
+        log.close()
+    _emit(summary, args.json)
+    return summary["exit_code"]

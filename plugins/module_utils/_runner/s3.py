@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, dbfleet maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Off-site copies to S3 (boto3, imported lazily), verified by the checksums taken while dumping."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import json
+import os
+import sys
+
+from .config import DEFAULT_PART_SIZE_MB
+from .fsutil import write_json_atomic
+from .hashing import s3_composite_checksum
+from .log import clean_exc
+from .manifest import RUNNER_VERSION, public
+from .naming import manifest_name
+
+
+def upload(run, manifest):
+    """Upload a good artifact to S3 and verify it; record ``offsite`` in the manifest."""
+    s3cfg = run.cfg["s3"]
+    digest = manifest.get("_digest")
+    base = os.path.basename(manifest["path"])
+    try:
+        client = s3_client(s3cfg)
+        if manifest.get("files") is not None:  # a directory: a dump in directory format or a base backup
+            objects = []
+            for entry in sorted(manifest["files"]):
+                result = upload_verified(client, s3cfg, os.path.join(manifest["path"], entry), "%s%s/%s" % (s3cfg["prefix"], base, entry),
+                                         manifest["files"][entry]["sha256"], digest.files[entry].part_digests())
+                objects.append(result)
+            offsite = {"bucket": s3cfg["bucket"], "key": "%s%s/" % (s3cfg["prefix"], base), "objects": objects,
+                       "verified": all(item["verified"] for item in objects),
+                       "error": "; ".join(item["error"] for item in objects if item.get("error")) or None}
+        else:
+            offsite = upload_verified(client, s3cfg, manifest["path"], s3cfg["prefix"] + base, manifest["sha256"], digest.part_digests())
+    except ImportError as exc:
+        offsite = {"bucket": s3cfg["bucket"], "key": s3cfg["prefix"] + base, "version_id": None, "verified": False,
+                   "error": "boto3 is not importable by %s (%s): install python3-boto3" % (sys.executable, exc)}
+    except Exception as exc:  # pylint: disable=broad-except
+        offsite = {"bucket": s3cfg["bucket"], "key": s3cfg["prefix"] + base, "version_id": None,
+                   "verified": False, "error": "S3 upload failed: %s" % clean_exc(exc)}
+    manifest["offsite"] = offsite
+    if offsite["verified"]:
+        run.log("uploaded %s to s3://%s/%s (verified)" % (manifest["path"], offsite["bucket"], offsite["key"]))
+    else:
+        message = "upload of %s to s3://%s/%s failed: %s (the local dump is fine)" % (
+            manifest["path"], offsite["bucket"], offsite["key"], offsite.get("error"))
+        run.log(message)
+        run.errors.append(message)
+    try:
+        write_json_atomic(os.path.join(run.dest, manifest_name(manifest["db"], manifest["stamp"])), public(manifest))
+    except OSError as exc:
+        message = "could not record the upload in the manifest of %s: %s" % (manifest["path"], exc)
+        run.log(message)
+        run.errors.append(message)
+
+
+def s3_client(s3cfg):
+    """Create a boto3 S3 client from the s3 config (boto3 imported here, lazily).
+
+    Credentials come from ``credentials_file`` (JSON with aws_access_key_id,
+    aws_secret_access_key, optional aws_session_token) or boto3's default chain.
+    """
+    import boto3  # pylint: disable=import-outside-toplevel,import-error
+    kwargs = {}
+    if s3cfg.get("credentials_file"):
+        try:
+            with open(s3cfg["credentials_file"], "r", encoding="utf-8") as handle:
+                creds = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise RuntimeError("cannot read S3 credentials file %s: %s" % (s3cfg["credentials_file"], exc.__class__.__name__))
+        if not isinstance(creds, dict) or not creds.get("aws_access_key_id") or not creds.get("aws_secret_access_key"):
+            raise RuntimeError("S3 credentials file %s must hold aws_access_key_id and aws_secret_access_key" % s3cfg["credentials_file"])
+        kwargs["aws_access_key_id"] = creds["aws_access_key_id"]
+        kwargs["aws_secret_access_key"] = creds["aws_secret_access_key"]
+        if creds.get("aws_session_token"):
+            kwargs["aws_session_token"] = creds["aws_session_token"]
+    if s3cfg.get("region"):
+        kwargs["region_name"] = s3cfg["region"]
+    session = boto3.session.Session(**kwargs)
+    return session.client("s3", endpoint_url=s3cfg.get("endpoint_url"))
+
+
+def checksum_matches(remote, expected):
+    """Whether S3's ChecksumSHA256 ``remote`` is ``expected`` (a missing ``-N`` part count is accepted)."""
+    remote_b64, _sep, remote_parts = remote.partition("-")
+    expected_b64, _sep, expected_parts = expected.partition("-")
+    return remote_b64 == expected_b64 and (not remote_parts or remote_parts == expected_parts)
+
+
+def upload_verified(client, s3cfg, path, key, sha256_hex, part_digests):
+    """Upload ``path`` to ``key`` with SHA-256 checksums, then verify with head_object.
+
+    The object gets metadata ``sha256`` = our whole-file hex digest.  Verified
+    means: ContentLength equals the local size, metadata sha256 matches, and
+    S3's ChecksumSHA256 matches -- the plain base64 SHA-256 for a single-part
+    upload, or for a multipart upload the composite ``BASE64-N`` computed from
+    the part digests we took while streaming (like with like).
+    Returns ``{"bucket", "key", "version_id", "verified", "checksum_sha256",
+    "multipart", "error"}``.
+    """
+    from boto3.s3.transfer import TransferConfig  # pylint: disable=import-outside-toplevel,import-error
+    part_size = int(s3cfg.get("part_size_mb") or DEFAULT_PART_SIZE_MB) * 1024 * 1024
+    size = os.path.getsize(path)
+    config = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size)
+    extra = {"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": sha256_hex, "dbfleet-runner": RUNNER_VERSION}}
+    client.upload_file(path, s3cfg["bucket"], key, ExtraArgs=extra, Config=config)
+    head = client.head_object(Bucket=s3cfg["bucket"], Key=key, ChecksumMode="ENABLED")
+    result = {"bucket": s3cfg["bucket"], "key": key, "version_id": head.get("VersionId"), "verified": False,
+              "checksum_sha256": head.get("ChecksumSHA256"), "multipart": size >= part_size, "error": None}
+    problems = []
+    if head.get("ContentLength") != size:
+        problems.append("size %s in S3 != %d locally" % (head.get("ContentLength"), size))
+    if (head.get("Metadata") or {}).get("sha256") != sha256_hex:
+        problems.append("metadata sha256 %r != %s" % ((head.get("Metadata") or {}).get("sha256"), sha256_hex))
+    remote = head.get("ChecksumSHA256")
+    if size >= part_size:
+        # Multipart: S3 reports the checksum of the part checksums ("B64-N"),
+        # so compare it with the composite of the part digests taken while
+        # streaming.  Some S3 implementations (moto) omit the "-N" suffix.
+        expected = s3_composite_checksum(part_digests) if part_digests else None
+    else:
+        expected = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+    if remote is None:
+        problems.append("S3 returned no ChecksumSHA256")
+    elif expected is None or not checksum_matches(remote, expected):
+        problems.append("ChecksumSHA256 %s in S3 != %s computed while dumping" % (remote, expected))
+    if problems:
+        result["error"] = "verification failed: " + "; ".join(problems)
+    else:
+        result["verified"] = True
+    return result

@@ -578,7 +578,7 @@ def test_globals_as_role_that_cannot_read_pg_authid(tmp_path, pg):
     assert glob['status'] == 'ok' and glob['role_passwords'] is False
     assert glob['notes'] == [runner_manifest.ROLE_PASSWORDS_NOTE]
     assert runner_manifest.ROLE_PASSWORDS_NOTE == ('role passwords not included: the backup role cannot read pg_authid '
-                                                '(grant it pg_read_all_data, or dump as a superuser)')
+                                                   '(grant it pg_read_all_data, or dump as a superuser)')
     assert read_manifest(cfg['dest'], 'globals', glob['stamp']) == glob
     assert '--no-role-passwords' in glob['pipeline']
     tools = {os.path.basename(item['argv'][0]): item for item in execs}

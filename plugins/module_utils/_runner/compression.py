@@ -116,7 +116,7 @@ def globals_compression_plan(compression, level, pg_dump_major):
     plan = compression_plan("plain", compression, level, pg_dump_major)
     plan["pg_dump_args"] = []
     if plan["external"]:
-        plan["reason"] = "pg_dumpall --globals-only output piped through %s level %d" % (plan["compression"], plan["level"])
+        plan["reason"] = "pg_dumpall --globals-only output piped through %s level %s" % (plan["compression"], plan["level"])
     else:
         plan["reason"] = "uncompressed pg_dumpall --globals-only output"
     return plan

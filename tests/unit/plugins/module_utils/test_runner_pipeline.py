@@ -9,8 +9,6 @@ import json
 import os
 import subprocess
 
-import pytest
-
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import cli
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import hashing
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import pipeline

@@ -362,3 +362,126 @@ def test_base_backup_upload_to_s3(tmp_path, pgarch, moto):
     for name, info in bb['files'].items():
         head = client.head_object(Bucket='dbfleet-base', Key=prefix + name)
         assert head['Metadata']['sha256'] == info['sha256'] and head['ContentLength'] == info['size']
+
+
+# --------------------------------------------------------------------------
+# the WAL archiver (dbfleet-wal-archive) as the server's archive_command
+# --------------------------------------------------------------------------
+
+SEGMENT = 16 * 1024 * 1024
+
+
+def sha256_of(path):
+    with open(path, 'rb') as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+@pytest.fixture(scope='module')
+def pgwal():
+    """A cluster whose archive_command is dbfleet-wal-archive, installed as a module installs it (root-owned 0755)."""
+    from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import walarchive
+    base = cluster_base('dbfleet-walarchive-')
+    archive = os.path.join(base, 'wal-archive')
+    os.mkdir(archive, 0o750)
+    shutil.chown(archive, 'postgres', 'postgres')
+    program = install_program(os.path.join(base, 'dbfleet-wal-archive'), DEBIAN_PY, 'dbfleet-wal-archive')
+    config = os.path.join(base, 'wal-archive.json')
+    with open(config, 'w', encoding='utf-8') as handle:
+        json.dump({'archive_dir': archive}, handle)
+    os.chmod(config, 0o644)
+    # archive_mode needs a restart, archive_command a reload: the command is set with ALTER SYSTEM, the way a module sets it
+    cluster = Cluster(base, port=free_port(), options='-c archive_mode=on -c wal_level=replica -c checkpoint_timeout=1h '
+                                                      '-c max_wal_size=4GB -c archive_timeout=0')
+    cluster.archive = archive
+    cluster.command = walarchive.archive_command(DEBIAN_PY, program, config)
+    try:
+        cluster.init()
+        cluster.start()
+        cluster.psql("ALTER SYSTEM SET archive_command = '%s'" % cluster.command.replace("'", "''"))
+        cluster.psql('SELECT pg_reload_conf()')
+        cluster.psql('CREATE TABLE ticks (at timestamptz DEFAULT now(), filler text)')
+        yield cluster
+    finally:
+        cluster.discard()
+
+
+def archiver(cluster):
+    row = cluster.psql("SELECT coalesce(last_archived_wal, ''), failed_count, coalesce(last_failed_wal, '') FROM pg_stat_archiver")
+    last, failed, last_failed = row.split('|')
+    return last, int(failed), last_failed
+
+
+def next_segment(cluster):
+    """Write a little; the segment being written now is the one pg_switch_wal() completes next."""
+    cluster.psql("INSERT INTO ticks (filler) SELECT repeat('x', 100) FROM generate_series(1, 100)")
+    return cluster.psql('SELECT pg_walfile_name(pg_current_wal_lsn())')
+
+
+def wait_archived(cluster, name, timeout=30):
+    deadline = time.monotonic() + timeout
+    while archiver(cluster)[0][:24][8:] < name[8:]:
+        assert time.monotonic() < deadline, 'WAL segment %s was never archived (archiver: %r)' % (name, archiver(cluster))
+        time.sleep(0.05)
+
+
+def test_archive_command_archives_segments_with_their_content(pgwal):
+    assert pgwal.psql('SHOW archive_command') == pgwal.command
+    names = []
+    for _round in range(3):
+        name = next_segment(pgwal)
+        assert pgwal.psql('SELECT pg_walfile_name(pg_switch_wal())') == name
+        names.append(name)
+    wait_archived(pgwal, names[-1])
+    for name in names:
+        archived = os.path.join(pgwal.archive, name)
+        assert os.path.getsize(archived) == SEGMENT and stat_mode(archived) == 0o640
+        assert sha256_of(archived) == sha256_of(os.path.join(pgwal.data, 'pg_wal', name))
+    assert [entry for entry in os.listdir(pgwal.archive) if entry.startswith('.')] == []  # no temp file left
+    assert archiver(pgwal)[1] == 0
+
+
+def test_a_leftover_truncated_temp_file_is_replaced(pgwal):
+    """A crash mid-copy leaves only the temp file; the next attempt copies the whole segment again."""
+    name = next_segment(pgwal)
+    temp = os.path.join(pgwal.archive, '.%s.partial' % name)
+    with open(temp, 'wb') as handle:
+        handle.write(b'\0' * 4096)  # what a copy killed after 4 kB leaves
+    shutil.chown(temp, 'postgres', 'postgres')
+    pgwal.psql('SELECT pg_switch_wal()')
+    wait_archived(pgwal, name)
+    assert sha256_of(os.path.join(pgwal.archive, name)) == sha256_of(os.path.join(pgwal.data, 'pg_wal', name))
+    assert not os.path.exists(temp)
+    assert archiver(pgwal)[1] == 0
+
+
+def test_a_different_existing_segment_fails_loudly_and_an_identical_one_is_success(pgwal):
+    name = next_segment(pgwal)
+    archived = os.path.join(pgwal.archive, name)
+    with open(archived, 'wb') as handle:
+        handle.write(b'not this segment\n')
+    shutil.chown(archived, 'postgres', 'postgres')
+    bogus = sha256_of(archived)
+    _last, failed_before, _last_failed = archiver(pgwal)
+    pgwal.psql('SELECT pg_switch_wal()')
+    deadline = time.monotonic() + 30
+    while archiver(pgwal)[1] == failed_before:
+        assert time.monotonic() < deadline, 'archiving %s never failed' % name
+        time.sleep(0.05)
+    assert archiver(pgwal)[2] == name
+    with open(archived, 'rb') as handle:
+        assert handle.read() == b'not this segment\n'  # never overwritten
+    real = sha256_of(os.path.join(pgwal.data, 'pg_wal', name))
+    deadline = time.monotonic() + 30
+    while True:
+        with open(os.path.join(pgwal.base, 'server.log'), encoding='utf-8', errors='replace') as handle:
+            log = handle.read()
+        if bogus in log and real in log:
+            break
+        assert time.monotonic() < deadline, 'the server log does not name both checksums:\n%s' % log[-3000:]
+        time.sleep(0.05)
+    # the operator puts the right segment there (a copy of the same bytes): the archiver's next retry succeeds
+    shutil.copyfile(os.path.join(pgwal.data, 'pg_wal', name), archived)
+    wait_archived(pgwal, name, timeout=90)  # the archiver retries after a pause
+    assert sha256_of(archived) == real
+    with open(os.path.join(pgwal.base, 'server.log'), encoding='utf-8', errors='replace') as handle:
+        assert 'already archived, identical (sha256 %s)' % real in handle.read()

@@ -6,6 +6,10 @@
 ``dbfleet-pg-dump``, run by cron::
 
     /usr/bin/python3 /opt/dbfleet/bin/dbfleet-pg-dump --config /etc/dbfleet/pg_dump/NAME.json [--json] [--quiet] [--dry-run]
+
+``dbfleet-wal-archive``, run by PostgreSQL as its archive_command (``walarchive.archive_command``)::
+
+    /usr/bin/python3 /opt/dbfleet/bin/dbfleet-wal-archive --config /etc/dbfleet/wal-archive.json %p %f
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,10 +23,11 @@ import sys
 
 from .config import load_config
 from .dryrun import dry_run, format_report
-from .log import Log
+from .log import Log, fs_hint
 from .manifest import RUNNER_VERSION
 from .naming import iso, utcnow
 from .run import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, locked_run
+from .walarchive import PROGRAM as WAL_ARCHIVE, ArchiveError, archive_segment, load_archive_config
 
 
 def _dump_arguments(argv):
@@ -71,3 +76,41 @@ def dump_main(argv=None):
         log.close()
     _emit(summary, args.json)
     return summary["exit_code"]
+
+
+def _wal_archive_arguments(argv):
+    parser = argparse.ArgumentParser(
+        prog=WAL_ARCHIVE, description="dbfleet.postgresql WAL archiver: PostgreSQL's archive_command (%p %f)")
+    parser.add_argument("--config", required=True, help="JSON config naming archive_dir")
+    parser.add_argument("path", help="%%p: the segment's path, relative to the data directory")
+    parser.add_argument("name", help="%%f: the segment's file name")
+    parser.add_argument("--version", action="version", version="%(prog)s " + RUNNER_VERSION)
+    return parser.parse_args(argv)
+
+
+def wal_archive_main(argv=None):
+    """``dbfleet-wal-archive``: archive one WAL segment; 0 when it is safely in the archive.
+
+    Silent on success; anything else is said on stderr, which PostgreSQL
+    writes to its log, and the exit status is non-zero so it retries.
+    """
+    try:
+        args = _wal_archive_arguments(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return EXIT_OK if exc.code in (0, None) else EXIT_BAD_CONFIG
+    cfg, errors = load_archive_config(args.config)
+    if errors:
+        for error in errors:
+            sys.stderr.write("%s: bad config %s: %s\n" % (WAL_ARCHIVE, args.config, error))
+        return EXIT_BAD_CONFIG
+    try:
+        outcome, sentence = archive_segment(args.path, args.name, cfg["archive_dir"])
+    except ArchiveError as exc:
+        sys.stderr.write("%s: %s: %s\n" % (WAL_ARCHIVE, args.name, exc))
+        return EXIT_FAILED
+    except OSError as exc:
+        sys.stderr.write("%s: could not archive %s into %s: %s%s\n" % (WAL_ARCHIVE, args.path, cfg["archive_dir"], exc, fs_hint(exc)))
+        return EXIT_FAILED
+    if outcome == "identical":  # worth a line in the server log: a retry after a crash, or a second archiver
+        sys.stderr.write("%s: %s\n" % (WAL_ARCHIVE, sentence))
+    return EXIT_OK

@@ -68,9 +68,9 @@ def remove_path(path):
 def create_exclusive(path, mode):
     """Open a new file ``path`` for writing (O_EXCL, O_NOFOLLOW); return the fd.
 
-    ``path`` is a temp name carrying our pid (:func:`partial_name`): one that
-    exists already was left by a dead process that had the same pid, and is
-    replaced once.
+    ``path`` is a temp name only this writer uses (one carrying our pid, see
+    :func:`partial_name`, or a segment's temp name in the WAL archive): one
+    that exists already is a dead writer's leftover, and is replaced once.
     """
     try:
         return os.open(path, _CREATE_FLAGS, mode)

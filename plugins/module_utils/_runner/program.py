@@ -22,17 +22,18 @@ import io
 import zipfile
 
 from . import artifact, basebackup, cli, compression, config, dryrun, dump, fsutil, hashing, libpq, locking, log
-from . import manifest, naming, pipeline, retention, run, s3, server, wal
+from . import manifest, naming, pipeline, retention, run, s3, server, wal, walarchive
 
 PACKAGE = "dbfleet_host"
 
 # program name -> entry point in cli (a function taking no arguments, returning the exit code)
 PROGRAMS = {
     "dbfleet-pg-dump": "dump_main",
+    "dbfleet-wal-archive": "wal_archive_main",
 }
 
 _MODULES = (artifact, basebackup, cli, compression, config, dryrun, dump, fsutil, hashing, libpq, locking, log,
-            manifest, naming, pipeline, retention, run, s3, server, wal)
+            manifest, naming, pipeline, retention, run, s3, server, wal, walarchive)
 _DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _MODE = 0o100644 << 16         # a regular file, rw-r--r--
 _MAIN = '''# The %(program)s program of dbfleet.postgresql (generated from plugins/module_utils/_runner).

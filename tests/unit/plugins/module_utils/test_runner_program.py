@@ -80,11 +80,16 @@ def test_the_builder_packs_every_module_and_imports_each_statically():
 # the built file
 # --------------------------------------------------------------------------
 
-def test_two_builds_are_byte_identical():
-    first = program.build_program('dbfleet-pg-dump', '/usr/bin/python3')
-    assert program.build_program('dbfleet-pg-dump', '/usr/bin/python3') == first
+@pytest.mark.parametrize('name', sorted(program.PROGRAMS))
+def test_two_builds_are_byte_identical(name):
+    first = program.build_program(name, '/usr/bin/python3')
+    assert program.build_program(name, '/usr/bin/python3') == first
     assert first.startswith(b'#!/usr/bin/python3\n')
-    assert program.build_program('dbfleet-pg-dump', '/opt/py/bin/python3') != first  # the shebang is part of it
+    assert program.build_program(name, '/opt/py/bin/python3') != first  # the shebang is part of it
+    with zipfile.ZipFile(io.BytesIO(first)) as archive:
+        assert 'sys.exit(cli.%s())' % program.PROGRAMS[name] in archive.read('__main__.py').decode()
+    others = [program.build_program(other, '/usr/bin/python3') for other in program.PROGRAMS if other != name]
+    assert first not in others
 
 
 def test_the_zip_is_stored_with_fixed_dates_modes_and_order():
@@ -113,19 +118,22 @@ def test_unknown_programs_and_unusable_interpreters_are_refused():
 
 
 @pytest.mark.parametrize('python', PYTHONS)
-def test_the_built_program_runs(tmp_path, python):
-    path = install(tmp_path, python)
+@pytest.mark.parametrize('name', sorted(program.PROGRAMS))
+def test_the_built_program_runs(tmp_path, python, name):
+    path = install(tmp_path, python, name)
     for argv in ([python, path, '--version'], [path, '--version']):  # by the interpreter, as cron does, and by its shebang
         proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=str(tmp_path))
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == 'dbfleet-pg-dump %s' % manifest.RUNNER_VERSION
+        assert proc.stdout.strip() == '%s %s' % (name, manifest.RUNNER_VERSION)
     bad = tmp_path / 'bad.json'
-    bad.write_text(json.dumps({'name': 'bad name', 'dest': 'relative'}))
-    proc = subprocess.run([python, path, '--config', str(bad), '--json'], capture_output=True, text=True, check=False)
+    bad.write_text(json.dumps({'name': 'bad name', 'dest': 'relative', 'archive_dir': 'relative'}))
+    extra = ['--json'] if name == 'dbfleet-pg-dump' else ['pg_wal/000000010000000000000001', '000000010000000000000001']
+    proc = subprocess.run([python, path, '--config', str(bad)] + extra, capture_output=True, text=True, check=False)
     assert proc.returncode == run.EXIT_BAD_CONFIG == 2
-    assert 'bad config' in proc.stderr and 'dest must be' in proc.stderr
-    assert json.loads(proc.stdout)['exit_code'] == 2
-    assert sorted(os.listdir(str(tmp_path))) == ['bad.json', 'dbfleet-pg-dump']
+    assert 'bad config' in proc.stderr and ('dest must be' in proc.stderr or 'archive_dir must be' in proc.stderr)
+    if name == 'dbfleet-pg-dump':
+        assert json.loads(proc.stdout)['exit_code'] == 2
+    assert sorted(os.listdir(str(tmp_path))) == ['bad.json', name]
 
 
 def test_importing_the_package_has_no_side_effects_and_needs_no_boto3(tmp_path):

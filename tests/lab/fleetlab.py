@@ -33,6 +33,7 @@ from tests.lab.fleetlab_pkg.config import (  # noqa: E402,F401
 from tests.lab.fleetlab_pkg.inventory import host_vars, inventory_vars  # noqa: E402,F401
 from tests.lab.fleetlab_pkg.namespaces import host_cmd, lab_mounts, lab_processes  # noqa: E402,F401
 from tests.lab.fleetlab_pkg.postgres import psql_command  # noqa: E402,F401
+from tests.lab.fleetlab_pkg.proc import mnt_ns, proc_alive, proc_comm  # noqa: E402,F401
 from tests.lab.fleetlab_pkg.s3 import s3_client  # noqa: E402,F401
 from tests.lab.fleetlab_pkg.state import load_secrets  # noqa: E402,F401
 

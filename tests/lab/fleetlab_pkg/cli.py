@@ -35,7 +35,8 @@ def require_root() -> None:
                        + " ".join(sys.argv[1:]))
 
 
-def check_prerequisites() -> None:
+def check_prerequisites() -> subprocess.Popen:
+    """Fail on missing packages; returns the (running) probe of the hosts' Python for report_host_python."""
     missing = sorted({pkg for path, pkg in REQUIRED if not os.access(path, os.X_OK)})
     for name, pkg in (("postgres", "postgresql-common"), ("sshd", "openssh-server")):
         try:
@@ -49,8 +50,13 @@ def check_prerequisites() -> None:
     if missing:
         raise LabError("missing Debian packages: " + " ".join(sorted(set(missing)))
                        + f" (apt-get install {' '.join(sorted(set(missing)))})")
-    probe = subprocess.run(["/usr/bin/python3", "-c", "import psycopg, boto3"], capture_output=True, check=False)
-    if probe.returncode != 0:
+    # Importing boto3 takes a while: the probe runs while `up` works.
+    return subprocess.Popen(["/usr/bin/python3", "-c", "import psycopg, boto3"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def report_host_python(probe: subprocess.Popen) -> None:
+    if probe.wait() != 0:
         warn("/usr/bin/python3 lacks psycopg or boto3, which the collection's modules need on the hosts: "
              "apt-get install python3-psycopg python3-boto3")
 
@@ -74,17 +80,29 @@ def prepare_state() -> str:
     return KEY.with_suffix(".pub").read_text()
 
 
-def ensure_postgres(sec: dict, changes: list) -> None:
-    """The Debian primary and its replicas, and (meanwhile, it depends on nothing) db-pgdg."""
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        jobs = [pool.submit(ensure_replication, sec, changes), pool.submit(ensure_pgdg, PGDG_HOST, sec, changes)]
+def ensure_fleet(pubkey: str, sec: dict, moto, changes: list) -> None:
+    """Side by side, as none needs another: the Debian fleet (its hosts, then the primary and its
+    replicas), db-pgdg (its host, then its cluster), and the bucket."""
+    debian_hosts = [h for h in HOSTS if h is not PGDG_HOST]
+
+    def debian() -> None:
+        with concurrent.futures.ThreadPoolExecutor(len(debian_hosts)) as pool:
+            list(pool.map(lambda h: ensure_host(h, pubkey, changes), debian_hosts))
+        ensure_replication(sec, changes)
+
+    def pgdg() -> None:
+        ensure_host(PGDG_HOST, pubkey, changes)
+        ensure_pgdg(PGDG_HOST, sec, changes)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        jobs = [pool.submit(debian), pool.submit(pgdg), pool.submit(ensure_bucket, moto, changes)]
         for job in jobs:
             job.result()
 
 
 def cmd_up(_args) -> int:
     require_root()
-    check_prerequisites()
+    probe = check_prerequisites()
     started = time.monotonic()
     changes: list[str] = []
     with StateLock(create=True):
@@ -93,12 +111,10 @@ def cmd_up(_args) -> int:
         moto = start_moto(changes)  # moto takes a second or two to import: let it start meanwhile
         ensure_mount_targets()
         forget_dead_hosts()
-        with concurrent.futures.ThreadPoolExecutor(len(HOSTS)) as pool:
-            list(pool.map(lambda h: ensure_host(h, pubkey, changes), HOSTS))
-        ensure_postgres(sec, changes)
-        ensure_bucket(moto, changes)
+        ensure_fleet(pubkey, sec, moto, changes)
         write_inventory(sec, changes)
     took = time.monotonic() - started
+    report_host_python(probe)
     report = gather_status()
     print_status(report)
     if changes:

@@ -61,11 +61,9 @@ PGDG = Layout("pgdg", bin=f"/usr/pgsql-{PG_VERSION}/bin", data=f"/var/lib/pgsql/
               conf=f"/var/lib/pgsql/{PG_VERSION}/data", log=f"/var/lib/pgsql/{PG_VERSION}/pgstartup.log",
               cluster_dirs=(f"/var/lib/pgsql/{PG_VERSION}",), password_key="pgdg_postgres_password")
 
-# Kept for callers of the facade (benchmarks, tests): the Debian hosts' paths.
+# The Debian hosts' paths, under the names the benchmarks and tests know (fleetlab.PG_BIN).
 PG_BIN = DEBIAN.bin
 PG_DATA = DEBIAN.data
-PG_CONF = DEBIAN.conf
-PG_LOG = DEBIAN.log
 
 # Per-host directories bind-mounted over these paths: (path, owner, group, mode), as Debian has them.
 HOST_DIRS = (

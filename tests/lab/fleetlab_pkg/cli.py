@@ -35,8 +35,7 @@ def require_root() -> None:
                        + " ".join(sys.argv[1:]))
 
 
-def check_prerequisites() -> subprocess.Popen:
-    """Fail on missing packages; returns the (running) probe of the hosts' Python for report_host_python."""
+def check_prerequisites() -> None:
     missing = sorted({pkg for path, pkg in REQUIRED if not os.access(path, os.X_OK)})
     for name, pkg in (("postgres", "postgresql-common"), ("sshd", "openssh-server")):
         try:
@@ -50,18 +49,40 @@ def check_prerequisites() -> subprocess.Popen:
     if missing:
         raise LabError("missing Debian packages: " + " ".join(sorted(set(missing)))
                        + f" (apt-get install {' '.join(sorted(set(missing)))})")
-    # Importing boto3 takes a while: the probe runs while `up` works.
-    return subprocess.Popen(["/usr/bin/python3", "-c", "import psycopg, boto3"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def report_host_python(probe: subprocess.Popen) -> None:
-    if probe.wait() != 0:
+    # Installed, not imported: importing boto3 takes longer than a warm `up`.
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import importlib.util as u, sys; "
+                            "sys.exit(not (u.find_spec('psycopg') and u.find_spec('boto3')))"],
+                           capture_output=True, check=False)
+    if probe.returncode != 0:
         warn("/usr/bin/python3 lacks psycopg or boto3, which the collection's modules need on the hosts: "
              "apt-get install python3-psycopg python3-boto3")
 
 
 # --- up ------------------------------------------------------------------------------------------
+
+def cmd_up(_args) -> int:
+    require_root()
+    check_prerequisites()
+    started = time.monotonic()
+    changes: list[str] = []
+    with StateLock(create=True):
+        pubkey = prepare_state()
+        sec = load_secrets()
+        moto = start_moto(changes)  # moto takes a second or two to import: let it start meanwhile
+        ensure_mount_targets()
+        forget_dead_hosts()
+        ensure_fleet(pubkey, sec, moto, changes)
+        write_inventory(sec, changes)
+    took = time.monotonic() - started
+    report = gather_status()
+    print_status(report)
+    if changes:
+        say(f"fleet lab up in {took:.1f}s ({len(changes)} change(s): {', '.join(changes)})")
+    else:
+        say(f"fleet lab already up, nothing to do ({took:.1f}s)")
+    say(f"inventory: {INVENTORY}  ssh key: {KEY}")
+    return 0 if report["ok"] else 1
+
 
 def prepare_state() -> str:
     """The state dir's layout and the controller key; returns the public key."""
@@ -100,32 +121,31 @@ def ensure_fleet(pubkey: str, sec: dict, moto, changes: list) -> None:
             job.result()
 
 
-def cmd_up(_args) -> int:
-    require_root()
-    probe = check_prerequisites()
-    started = time.monotonic()
-    changes: list[str] = []
-    with StateLock(create=True):
-        pubkey = prepare_state()
-        sec = load_secrets()
-        moto = start_moto(changes)  # moto takes a second or two to import: let it start meanwhile
-        ensure_mount_targets()
-        forget_dead_hosts()
-        ensure_fleet(pubkey, sec, moto, changes)
-        write_inventory(sec, changes)
-    took = time.monotonic() - started
-    report_host_python(probe)
-    report = gather_status()
-    print_status(report)
-    if changes:
-        say(f"fleet lab up in {took:.1f}s ({len(changes)} change(s): {', '.join(changes)})")
-    else:
-        say(f"fleet lab already up, nothing to do ({took:.1f}s)")
-    say(f"inventory: {INVENTORY}  ssh key: {KEY}")
-    return 0 if report["ok"] else 1
-
-
 # --- down ----------------------------------------------------------------------------------------
+
+def cmd_down(_args) -> int:
+    require_root()
+    with StateLock(create=False) as lock:
+        if lock is None and not lab_processes():
+            INVENTORY.unlink(missing_ok=True)
+            say("fleet lab is not up; nothing to do")
+            return 0
+        stop_servers()
+        stop_processes()
+        mounts = lab_mounts()
+        if mounts:
+            raise LabError(f"refusing to delete {STATE}: still mounted: {', '.join(mounts)}")
+        remove_created()
+        remove_inventory()
+        if STATE.exists():
+            shutil.rmtree(STATE)
+    # ssh ControlPersist masters (Ansible's) notice their server is gone within moments.
+    wait_for(lambda: not referencing_processes(), 3, 0.1)
+    for pid, args in referencing_processes().items():
+        warn(f"process {pid} still mentions the lab (not started by it, left alone): {args}")
+    say("fleet lab down: processes stopped, state and inventory removed")
+    return 0
+
 
 def stop_servers() -> None:
     """Clean PostgreSQL shutdowns first: replicas, then the servers they might stream from."""
@@ -150,30 +170,6 @@ def stop_processes() -> None:
     if survivors:
         raise LabError("these lab processes survived SIGKILL: " + ", ".join(
             f"{p} ({' '.join(proc_cmdline(p))[:80]})" for p in survivors))
-
-
-def cmd_down(_args) -> int:
-    require_root()
-    with StateLock(create=False) as lock:
-        if lock is None and not lab_processes():
-            INVENTORY.unlink(missing_ok=True)
-            say("fleet lab is not up; nothing to do")
-            return 0
-        stop_servers()
-        stop_processes()
-        mounts = lab_mounts()
-        if mounts:
-            raise LabError(f"refusing to delete {STATE}: still mounted: {', '.join(mounts)}")
-        remove_created()
-        remove_inventory()
-        if STATE.exists():
-            shutil.rmtree(STATE)
-    # ssh ControlPersist masters (Ansible's) notice their server is gone within moments.
-    wait_for(lambda: not referencing_processes(), 3, 0.1)
-    for pid, args in referencing_processes().items():
-        warn(f"process {pid} still mentions the lab (not started by it, left alone): {args}")
-    say("fleet lab down: processes stopped, state and inventory removed")
-    return 0
 
 
 # --- status, exec, stop-pg, start-pg -------------------------------------------------------------

@@ -797,8 +797,8 @@ def snapshot(path):
     return result
 
 
-def fake_copy(dest, real, db, days_ago, status='ok', with_dump=True, with_manifest=True, mtime_days_ago=None):
-    """Copy a real dump + manifest under an older stamp (the name is the age source)."""
+def fake_copy(dest, real, db, days_ago, status='ok', with_dump=True, with_manifest=True, mtime_days_ago=None, schedule=None):
+    """Copy a real dump + manifest under an older stamp (the name is the age source); ``schedule`` None: the real one's."""
     stamp = naming.format_stamp(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago))
     name = naming.artifact_name(db, stamp, 'custom', 'zstd')
     paths = []
@@ -806,7 +806,8 @@ def fake_copy(dest, real, db, days_ago, status='ok', with_dump=True, with_manife
         shutil.copyfile(real['path'], os.path.join(dest, name))
         paths.append(os.path.join(dest, name))
     if with_manifest:
-        manifest = dict(real, stamp=stamp, db=db, status=status, path=os.path.join(dest, name) if status == 'ok' else None)
+        manifest = dict(real, stamp=stamp, db=db, status=status, path=os.path.join(dest, name) if status == 'ok' else None,
+                        schedule=schedule or real['schedule'])
         if status != 'ok':
             manifest.update(sha256=None, size=None, error='pg_dump exited with status 1: simulated')
         mpath = os.path.join(dest, naming.manifest_name(db, stamp))
@@ -824,7 +825,7 @@ def test_dry_run_writes_nothing(tmp_path, pg):
     config, cfg = make_config(tmp_path, pg, retention_days=7, keep_min=1)
     rc, summary, _stderr = run_runner(config)
     assert rc == 0
-    old = fake_copy(cfg['dest'], summary['artifacts'][0], 'app_prod', 30)
+    old = fake_copy(cfg['dest'], summary['artifacts'][0], 'app_prod', 30, schedule='dry')  # retention prunes its own schedule's
     dry_config, dry_cfg = make_config(tmp_path, pg, name='dry', dest=cfg['dest'], retention_days=7, keep_min=1, globals=True)
     before = snapshot(str(tmp_path))
     rc, report, stderr = run_runner(dry_config, args=('--dry-run', '--json'))
@@ -872,6 +873,88 @@ def test_retention_uses_the_stamp_and_keeps_keep_min_good(tmp_path, pg):
     keep += [newest['path'], os.path.join(dest, naming.manifest_name('app_prod', newest['stamp']))]
     assert sorted(summary['pruned']) == sorted(gone)
     assert sorted(os.path.join(dest, name) for name in listing(dest)) == sorted(keep + untouched)
+
+
+def test_two_schedules_sharing_a_directory_prune_only_their_own(tmp_path, pg):
+    """nightly (every database, 14 days, keep 3) and hourly (app_prod, 0 days, keep 1) write into one directory."""
+    dest = str(tmp_path / 'shared')
+    nightly_config, _nightly = make_config(tmp_path, pg, name='nightly', databases='all', dest=dest, retention_days=14, keep_min=3,
+                                           globals=True)
+    hourly_config, _hourly = make_config(tmp_path, pg, name='hourly', databases=['app_prod'], dest=dest, retention_days=0, keep_min=1)
+    rc, summary, stderr = run_runner(nightly_config)
+    assert rc == 0, (summary, stderr)
+    night = [item for item in summary['artifacts'] if item['db'] == 'app_prod'][0]
+    nightly_own = [night['path'], os.path.join(dest, naming.manifest_name('app_prod', night['stamp']))]
+    nightly_own += fake_copy(dest, night, 'app_prod', 20) + fake_copy(dest, night, 'app_prod', 30)
+    hourly_made = []
+    for _run in range(2):
+        rc, summary, stderr = run_runner(hourly_config)
+        assert rc == 0, (summary, stderr)
+        [hour] = summary['artifacts']
+        assert hour['schedule'] == 'hourly'
+        hourly_made.append([hour['path'], os.path.join(dest, naming.manifest_name('app_prod', hour['stamp']))])
+    # hourly pruned its own first dump, and nothing of nightly's
+    assert sorted(summary['pruned']) == sorted(hourly_made[0])
+    assert all(os.path.exists(path) for path in nightly_own + hourly_made[1])
+
+    # nightly neither counts hourly's dumps as its good ones nor prunes them
+    hourly_old = fake_copy(dest, hour, 'app_prod', 1) + fake_copy(dest, hour, 'app_prod', 2) + fake_copy(dest, hour, 'app_prod', 30)
+    nightly_gone = fake_copy(dest, night, 'app_prod', 40)
+    rc, summary, stderr = run_runner(nightly_config)
+    assert rc == 0, (summary, stderr)
+    # nightly's newest 3 good: tonight's, yesterday's real one, the 20-day one; the 30- and 40-day ones go
+    nightly_gone += nightly_own[4:6]
+    assert sorted(path for path in summary['pruned'] if 'app_prod' in path) == sorted(nightly_gone)
+    assert all(os.path.exists(path) for path in nightly_own[:4] + hourly_made[1] + hourly_old)
+
+
+def corrupt(path):
+    """Flip one byte in the middle: same size, another SHA-256."""
+    with open(path, 'r+b') as handle:
+        handle.seek(os.path.getsize(path) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_corrupted_dump_is_not_counted_as_good(tmp_path, pg):
+    """keep_min 2: the newest earlier dump no longer matches its manifest, so the older intact one is kept instead."""
+    config, cfg = make_config(tmp_path, pg, retention_days=0, keep_min=2)
+    made = []
+    for _run in range(2):
+        rc, summary, stderr = run_runner(config)
+        assert rc == 0, (summary, stderr)
+        made.append(summary['artifacts'][0])
+    corrupt(made[1]['path'])
+    rc, summary, stderr = run_runner(config)
+    assert rc == 0, (summary, stderr)
+    newest = summary['artifacts'][0]
+    assert os.path.exists(made[0]['path']) and sha256_file(made[0]['path']) == made[0]['sha256']  # the older intact one stays
+    assert os.path.exists(newest['path'])
+    assert made[1]['path'] in summary['pruned']  # not good, and older than 0 days
+    [warning] = [text for text in summary['warnings'] if made[1]['stamp'] in text]
+    assert 'does not match its manifest' in warning and made[1]['sha256'] in warning
+    with open(cfg['log_file'], encoding='utf-8') as handle:
+        assert 'does not match its manifest' in handle.read()
+    # the dry run relies on the same check
+    corrupt(newest['path'])
+    rc, report, _stderr = run_runner(config, args=('--dry-run', '--json'))
+    assert rc == 0 and newest['path'] in report['would_prune'] and made[0]['path'] not in report['would_prune']
+    assert any('does not match its manifest' in text for text in report['warnings'])
+
+
+def test_a_dump_stamped_in_the_future_is_never_one_of_the_newest_good(tmp_path, pg):
+    config, cfg = make_config(tmp_path, pg, retention_days=0, keep_min=1)
+    rc, summary, stderr = run_runner(config)
+    assert rc == 0, (summary, stderr)
+    first = summary['artifacts'][0]
+    future = fake_copy(cfg['dest'], first, 'app_prod', -3)  # a wrong clock, or a planted file
+    rc, summary, stderr = run_runner(config)
+    assert rc == 0, (summary, stderr)
+    newest = summary['artifacts'][0]
+    assert os.path.exists(newest['path']), 'the dump just made was pruned in favour of one stamped in the future'
+    assert first['path'] in summary['pruned'] and all(os.path.exists(path) for path in future)
+    assert any('in the future' in text and os.path.basename(future[0]) in text for text in summary['warnings'])
 
 
 # --------------------------------------------------------------------------

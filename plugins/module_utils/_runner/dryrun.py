@@ -17,7 +17,7 @@ from .dump import dump_stages, pipeline_text
 from .log import Log
 from .manifest import ROLE_PASSWORDS_NOTE, RUNNER_VERSION
 from .naming import BASE_NAME, GLOBALS_NAME, artifact_name, dump_name_problem, format_stamp, iso, partial_name, utcnow
-from .retention import collect_entries, plan_retention
+from .retention import collect_entries, schedule_plan
 from .run import DumpRun
 from .server import list_databases, server_info
 from .wal import clean_wal_archive
@@ -39,8 +39,9 @@ def dry_run(cfg):
     # Retention as it would run if every dump tonight succeeds (a failed dump prunes nothing).
     names = set(item["db"] for item in report["would_dump"] if not item["problem"])
     entries = collect_entries(cfg["dest"], names) if os.path.isdir(cfg["dest"]) else []
-    entries += [{"db": db, "stamp": stamp, "manifest": None, "dumps": [], "status": "ok", "hypothetical": True} for db in names]
-    keep, delete = plan_retention(entries, now, cfg["retention_days"], cfg["keep_min"])
+    entries += [{"db": db, "stamp": stamp, "manifest": None, "dumps": [], "status": "ok", "schedule": cfg["name"], "hypothetical": True}
+                for db in names]
+    keep, delete = schedule_plan(run, entries, now)
     for entry in delete:
         report["would_prune"].extend(list(entry["dumps"]) + ([entry["manifest"]] if entry["manifest"] else []))
     if cfg["kind"] == "basebackup" and cfg["wal_archive"] and report["would_dump"]:

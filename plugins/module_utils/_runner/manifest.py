@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Manifests: the JSON sidecar of every artifact, saying ``ok`` or ``failed`` and why.
 
-What retention may rely on comes from here: :func:`entry_status` tells whether
-a (database, stamp) set of files is a good dump.
+What retention may rely on comes from here: :func:`inspect_entry` tells whether
+a (database, stamp) set of files is a good dump, and whose.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -73,26 +73,37 @@ def public(manifest):
     return dict((key, value) for key, value in manifest.items() if not key.startswith("_"))
 
 
-def entry_status(entry):
-    """Status of a (db, stamp) entry from its manifest and files: ok, failed, missing or unknown.
+def inspect_entry(entry):
+    """What the manifest of a (db, stamp) entry says, checked against the entry's files.
 
-    ``ok``: the manifest says ok and the dump it names exists; ``failed``: the
-    manifest says failed (or is unreadable and there is no dump);
-    ``missing``: the manifest says ok but the dump is gone; ``unknown``: a dump
-    without a readable manifest.
+    Returns a dict: ``status`` -- ``ok`` (the manifest says ok and the dump it
+    names exists), ``failed`` (the manifest says failed, or is unreadable and
+    there is no dump), ``missing`` (the manifest says ok but the dump is gone)
+    or ``unknown`` (a dump without a readable manifest); ``schedule`` -- the
+    schedule the manifest names (None without one); ``recorded`` -- the
+    ``path``, ``size``, ``sha256`` and ``files`` an ok manifest records, else
+    None.
     """
+    result = {"status": "unknown", "schedule": None, "recorded": None}
     if entry["manifest"] is None:
-        return "unknown"
+        return result
     try:
         with open(entry["manifest"], "r", encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
-        return "unknown" if entry["dumps"] else "failed"
+        result["status"] = "unknown" if entry["dumps"] else "failed"
+        return result
     if not isinstance(data, dict):
-        return "unknown"
+        return result
+    if isinstance(data.get("schedule"), str):
+        result["schedule"] = data["schedule"]
     if data.get("status") != "ok":
-        return "failed"
+        result["status"] = "failed"
+        return result
     named = os.path.basename(data.get("path") or "")
     if named and any(os.path.basename(path) == named for path in entry["dumps"]):
-        return "ok"
-    return "missing"
+        result["status"] = "ok"
+        result["recorded"] = dict((key, data.get(key)) for key in ("path", "size", "sha256", "files"))
+    else:
+        result["status"] = "missing"
+    return result

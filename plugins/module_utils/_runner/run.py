@@ -259,7 +259,7 @@ def _run_dumps(run):
     if skipped:
         run.log("no pruning for %s: this run's dump failed, every existing dump stays" % ", ".join(skipped))
     try:
-        prune(run, good)
+        prune(run, good, trusted=[(db, stamp) for db in good])
     except OSError as exc:
         run.fail("retention could not run in %s: %s" % (cfg["dest"], exc))
 
@@ -276,7 +276,7 @@ def _run_basebackup(run):
     if cfg.get("s3"):
         upload(run, manifest)
     try:
-        prune(run, [BASE_NAME])
+        prune(run, [BASE_NAME], trusted=[(BASE_NAME, stamp)])
     except OSError as exc:
         run.fail("retention could not run in %s: %s" % (cfg["dest"], exc))
         return

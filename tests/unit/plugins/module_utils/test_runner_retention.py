@@ -157,3 +157,59 @@ def test_collect_entries_status(tmp_path):
     (dest / ('.' + naming.artifact_name('app', stamp_days_ago(6), 'custom', 'zstd') + '.partial-1')).write_bytes(b'x')
     entries = {item['stamp']: item['status'] for item in retention.collect_entries(str(dest), {'app'})}
     assert entries == {ok: 'ok', failed: 'failed', missing: 'missing', unknown: 'unknown', mismatch: 'missing'}
+
+
+# --------------------------------------------------------------------------
+# what retention relies on: verified dumps, sane stamps, its own schedule
+# --------------------------------------------------------------------------
+
+def test_a_dump_stamped_in_the_future_is_kept_but_never_counted_as_one_of_the_newest_good():
+    future = dict(entry(-3), stamp=naming.format_stamp(NOW + datetime.timedelta(days=3)))
+    keep, delete = retention.plan_retention([future, entry(20), entry(30)], NOW, 14, 1)
+    assert stamps(keep) == stamps([future, entry(20)])
+    assert stamps(delete) == stamps([entry(30)])
+    assert [item['reason'] for item in keep if item['stamp'] == future['stamp']] == ['stamped in the future']
+    # a few minutes ahead is a clock's jitter, not the future
+    soon = dict(entry(0), stamp=naming.format_stamp(NOW + datetime.timedelta(minutes=2)))
+    keep, delete = retention.plan_retention([soon, entry(20)], NOW, 14, 1)
+    assert stamps(delete) == stamps([entry(20)])
+
+
+def test_only_the_keep_min_candidates_are_verified_and_a_failing_one_is_not_good():
+    entries = [entry(d) for d in (0, 20, 30, 40, 50)]
+    asked = []
+
+    def verify(item):
+        asked.append(item['stamp'])
+        return item['stamp'] != entry(20)['stamp']  # the 20-day-old dump no longer matches its manifest
+
+    keep, delete = retention.plan_retention(entries, NOW, 14, 2, verify=verify)
+    assert stamps(keep) == stamps([entry(0), entry(30)])
+    assert stamps(delete) == stamps([entry(20), entry(40), entry(50)])
+    assert asked == [entry(0)['stamp'], entry(20)['stamp'], entry(30)['stamp']]  # newest first, only until keep_min are found
+    assert [item['reason'] for item in delete if item['stamp'] == entry(20)['stamp']][0].startswith('dump that does not match')
+
+
+def test_collect_entries_records_the_schedule_and_what_the_manifest_says(tmp_path):
+    dest = tmp_path / 'b'
+    dest.mkdir()
+    stamp = stamp_days_ago(1)
+    name = naming.artifact_name('app', stamp, 'custom', 'zstd')
+    (dest / name).write_bytes(b'x')
+    (dest / naming.manifest_name('app', stamp)).write_text(json.dumps(
+        {'status': 'ok', 'path': str(dest / name), 'schedule': 'nightly', 'size': 1, 'sha256': 'ab' * 32}))
+    orphan = stamp_days_ago(2)
+    (dest / naming.artifact_name('app', orphan, 'custom', 'zstd')).write_bytes(b'y')
+    entries = dict((item['stamp'], item) for item in retention.collect_entries(str(dest), {'app'}))
+    assert entries[stamp]['schedule'] == 'nightly' and entries[stamp]['recorded'] == {
+        'path': str(dest / name), 'size': 1, 'sha256': 'ab' * 32, 'files': None}
+    assert entries[orphan]['schedule'] is None and entries[orphan]['recorded'] is None
+
+
+@pytest.mark.parametrize('others,orphan_is_ours', [([], True), (['hourly'], False)])
+def test_a_schedule_owns_what_its_manifests_name_and_orphans_only_alone(others, orphan_is_ours):
+    mine = dict(entry(1), schedule='nightly')
+    theirs = [dict(entry(2 + index), schedule=name) for index, name in enumerate(others)]
+    orphan = dict(entry(9), schedule=None, status='unknown')
+    owned = retention.own_entries([mine, orphan] + theirs, 'nightly')
+    assert [item['stamp'] for item in owned] == [mine['stamp']] + ([orphan['stamp']] if orphan_is_ours else [])

@@ -63,8 +63,9 @@ def open_dir(path, create=None):
     """An ``O_DIRECTORY`` fd for ``path``, reached without following untrusted symlinks.
 
     ``create``: ``(uid, gid, mode)`` to create missing directories (mode and owner set through the
-    new directory's fd). Each one is created only in a directory owned by root or by ``uid``.
-    Raises :class:`UnsafePath` or OSError.
+    new directory's fd): the last one with those, the ones above it like ``install -d`` would
+    (root:root 0755 inside a root-owned directory, else like the last one). Each one is created only
+    in a directory owned by root or by ``uid``. Raises :class:`UnsafePath` or OSError.
     """
     parts = _components(path)
     hops = 0
@@ -83,7 +84,9 @@ def open_dir(path, create=None):
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno == errno.ENOENT and create is not None:
-                    child = _make_dir(fd, parent, part, where, create)
+                    leaf = not parts
+                    owner = create if leaf or parent.st_uid != 0 else (0, 0, 0o755)
+                    child = _make_dir(fd, parent, part, where, owner, create[0])
                 elif exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
                     info = os.lstat(part, dir_fd=fd)
                     if not stat.S_ISLNK(info.st_mode):
@@ -111,9 +114,9 @@ def open_dir(path, create=None):
         raise
 
 
-def _make_dir(parent_fd, parent, name, where, create):
+def _make_dir(parent_fd, parent, name, where, create, final_uid):
     uid, gid, mode = create
-    if parent.st_uid not in (0, uid):
+    if parent.st_uid not in (0, final_uid):
         raise UnsafePath('will not create %s: %s belongs to %s, neither root nor the directory\'s owner'
                          % (os.path.join(where, name), where, _writable_by(parent)))
     os.mkdir(name, 0o700, dir_fd=parent_fd)
@@ -130,7 +133,7 @@ def _make_dir(parent_fd, parent, name, where, create):
 def ensure_dir(path, uid, gid, mode):
     """Make ``path`` a real directory owned by ``uid:gid`` with ``mode``; True when anything changed.
 
-    Missing directories are created (parents with the same owner and mode). An existing one gets
+    Missing directories are created (see :func:`open_dir` for the ones above it). An existing one gets
     its owner and mode fixed through its fd. A symlink where a directory is expected is refused
     unless root alone could have made it.
     """
@@ -290,7 +293,7 @@ def remove_file(path):
         os.close(dfd)
 
 
-def backup_copy(path, backup_root=BACKUP_ROOT, now=None):
+def backup_copy(path, backup_root=None, now=None):
     """Keep the current content of ``path`` under ``backup_root`` before it is overwritten.
 
     The copy is root-owned, mode 0600, in a root-only directory tree mirroring the original path
@@ -298,6 +301,7 @@ def backup_copy(path, backup_root=BACKUP_ROOT, now=None):
     original's mode or owner, so a setuid or writable original cannot produce a privileged copy.
     Returns the copy's path, or None when there was no regular file to copy.
     """
+    backup_root = backup_root or BACKUP_ROOT
     try:
         data = read_regular(path)
     except UnsafePath:

@@ -169,14 +169,18 @@ attributes:
     description: Reports exactly what would change and changes nothing; O(run_now) reports a change without dumping.
     support: full
   diff_mode:
-    description: Shows the cron entry and config before and after; secrets are never shown.
+    description: Shows the cron entry and config before and after; of a secret only that it changed.
     support: full
 requirements:
-  - croniter (Debian package python3-croniter) on the host
+  - croniter on the host (Debian python3-croniter) to show the next run times; schedules are validated without it
   - boto3 on the host when S3 upload is used
 notes:
-  - Passwords are written to a passfile (mode 0600, owner O(run_as)) and reach PostgreSQL through PGPASSFILE, never
-    a command line.
+  - The runner, its config and the secrets are owned by root; configs and secrets are readable by the group of
+    O(run_as) (mode 0640) and cannot be changed by it. The password reaches PostgreSQL through a private passfile
+    each run makes from that file, never a command line. Edit-mode backups never copy secrets.
+  - O(dest) and O(wal_archive) are refused inside system directories (C(/etc), C(/usr), C(/run), ...) and C(.ssh)
+    directories, after resolving symlinks; directories are created and fixed without following a symlink another
+    user could have planted.
 seealso:
   - module: dbfleet.postgresql.file_stat
 author:
@@ -226,6 +230,12 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+summary:
+  description: One sentence for people - what is installed, the next run, and what a run now made (or, in check mode,
+    that a dump would run now).
+  returned: when state is present
+  type: str
+  sample: 'nightly: dump of all at "0 3 * * *", next run 2026-12-02T03:00:00+00:00; ran now: app_prod-20261201T210000Z.dump.zst (21.3 MiB, sha256 5f1c...).'
 cron_expression:
   description: The 5-field cron expression installed.
   returned: when state is present
@@ -264,16 +274,15 @@ run:
   type: dict
 '''
 
+import grp
 import json
 import os
 import pwd
 import shlex
 import sys
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._cron import (
     CRON_NAME_RE,
-    CRONITER_IMPORT_ERROR,
     HAS_CRONITER,
     ScheduleError,
     next_runs,
@@ -289,61 +298,11 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres impor
     postgres_common_argument_spec,
     psql_query,
 )
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _desired
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import UnsafePath
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import config as runner_config
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.fsutil import write_atomic
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.program import build_program
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule
-
-HIDDEN = '<secret: %d bytes, not shown>\n'
-
-
-class Desired:
-    """One file the schedule needs: content (text, or bytes for a program), owner, mode, and whether it may be shown in a diff."""
-
-    def __init__(self, path, content, owner='root', mode=0o644, secret=False):
-        self.path, self.content, self.owner, self.mode, self.secret = path, content, owner, mode, secret
-        self._current = self._unread = object()
-
-    def current(self):
-        """The file's content now (read once, as bytes when the content is bytes), or None when it does not exist."""
-        if self._current is self._unread:
-            try:
-                with open(self.path, 'rb' if isinstance(self.content, bytes) else 'r') as handle:
-                    self._current = handle.read()
-            except (IOError, OSError):
-                self._current = None
-        return self._current
-
-    def differs(self):
-        """What differs: 'content', 'owner/mode', or None."""
-        if self.current() != self.content:
-            return 'content'
-        info = os.stat(self.path)
-        if info.st_mode & 0o7777 != self.mode or pwd.getpwuid(info.st_uid).pw_name != self.owner:
-            return 'owner/mode'
-        return None
-
-    def shown(self, text):
-        if text is None:
-            return ''
-        return HIDDEN % len(text) if self.secret else text
-
-
-def write_atomically(module, desired):
-    """Replace the file atomically (owner and mode set before any byte is written); back up first in edit mode."""
-    entry = pwd.getpwnam(desired.owner)
-    module.backup_before_overwrite(desired.path)
-    data = desired.content if isinstance(desired.content, bytes) else desired.content.encode('utf-8')
-    write_atomic(desired.path, data, desired.mode, entry.pw_uid, entry.pw_gid)
-
-
-def ensure_dir(path, owner, mode):
-    """Create a missing directory; an existing one is the operator's and is left as it is."""
-    os.makedirs(path, 0o755, exist_ok=True)
-    entry = pwd.getpwnam(owner)
-    os.chmod(path, mode)
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-
 
 def validate(module, params):
     """Reject bad input before anything is looked at or written."""
@@ -351,8 +310,6 @@ def validate(module, params):
         module.fail_json(msg='name=%r: use letters, digits, "-" and "_" only (it names a file in /etc/cron.d)' % params['name'])
     if params['state'] == 'absent':
         return None
-    if not HAS_CRONITER:
-        module.fail_json(msg=missing_required_lib('croniter (Debian: python3-croniter)'), exception=str(CRONITER_IMPORT_ERROR))
     try:
         expression = normalize_schedule(params['schedule'])
     except ScheduleError as exc:
@@ -457,7 +414,69 @@ def run_now(module, params, paths, command):
     return summary
 
 
+def desired_state(params, paths, config, expression, connection, command):
+    """Directories first, then files, then files that must go: what this schedule needs on the host.
+
+    Host programs are root:root 0755; configs and secrets root:<run_as's group> 0640, so the run
+    user reads them and cannot change them; the directories the runner writes belong to it.
+    """
+    run_as = params['run_as']
+    group = grp.getgrgid(_desired.ids(run_as)[1]).gr_name
+    what = 'the whole cluster' if params['kind'] == 'basebackup' else ', '.join(params['databases'])
+    description = 'dbfleet %s schedule "%s": %s' % (params['kind'], params['name'], what)
+    items = [
+        _desired.DesiredDir(os.path.dirname(params['runner_path']), mode=0o755),
+        _desired.DesiredDir(params['config_dir'], mode=0o755),
+        _desired.DesiredDir(paths['state'], owner=run_as, mode=0o750),
+        _desired.DesiredDir(params['log_dir'], owner=run_as, mode=0o750),
+        _desired.DesiredDir(params['dest'], owner=run_as, mode=0o750),
+        _desired.DesiredFile(params['runner_path'], runner_program(), mode=0o755, shown=False),
+        _desired.DesiredFile(paths['config'], (json.dumps(config, indent=2, sort_keys=True) + '\n').encode('utf-8'),
+                             group=group, mode=0o640),
+        _desired.DesiredFile(paths['cron'], render_cron_file(description, expression, run_as, command).encode('utf-8'),
+                             mode=0o644),
+    ]
+    secrets = ((paths['passfile'], params['login_password'] and passfile_line(connection, params['login_password'])),
+               (paths['s3_credentials'], params['s3_access_key'] and json.dumps(dict(
+                   aws_access_key_id=params['s3_access_key'], aws_secret_access_key=params['s3_secret_key'])) + '\n'))
+    for path, content in secrets:
+        if content:
+            items.append(_desired.DesiredFile(path, content.encode('utf-8'), group=group, mode=0o640, secret=True))
+        else:
+            items.append(_desired.ObsoleteFile(path, secret=True))
+    return items
+
+
+def summary_sentence(params, expression, result):
+    """One sentence for people: what is installed, when it runs next, and what a run now did or would do."""
+    what = 'base backup' if params['kind'] == 'basebackup' else 'dump of %s' % ', '.join(params['databases'])
+    nxt = result.get('next_runs') or []
+    text = '%s: %s at "%s"%s' % (params['name'], what, expression, ', next run %s' % nxt[0] if nxt else '')
+    run = result.get('run')
+    if run is None:
+        return text + '.'
+    if run.get('status') == 'would run now':
+        return text + '; a dump would run now (check mode: nothing was run).'
+    made = [a for a in run.get('artifacts') or [] if a.get('status') == 'ok']
+    parts = ['%s (%s, sha256 %s...)' % (os.path.basename(a['path']), _size(a.get('size')), (a.get('sha256') or '')[:12])
+             for a in made]
+    return text + '; ran now: %s.' % (', '.join(parts) if parts else 'nothing was made')
+
+
+def _size(num):
+    if num is None:
+        return '? bytes'
+    for unit in ('bytes', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if num < 1024 or unit == 'TiB':
+            return ('%d %s' % (num, unit)) if unit == 'bytes' else ('%.1f %s' % (num, unit))
+        num /= 1024.0
+    return '%d bytes' % num
+
+
 def present(module, params, expression):
+    module.require_write_destination(params['dest'], 'dest')
+    if params['wal_archive']:
+        module.require_write_destination(params['wal_archive'], 'wal_archive')
     paths = paths_for(params)
     connection = connection_settings(params)
     config = build_config(params, paths, connection)
@@ -466,72 +485,51 @@ def present(module, params, expression):
         module.fail_json(msg='pg_dump_schedule %s: invalid settings, nothing was changed: %s' % (params['name'], '; '.join(errors)))
     is_replica = check_server(module, params, connection)
 
-    runner = params['runner_path']
-    command = [sys.executable, runner, '--config', paths['config'], '--quiet']
-    run_as = params['run_as']
-    what = 'the whole cluster' if params['kind'] == 'basebackup' else ', '.join(params['databases'])
-    description = 'dbfleet %s schedule "%s": %s' % (params['kind'], params['name'], what)
-    desired = [
-        Desired(runner, runner_program(), mode=0o755),
-        Desired(paths['config'], json.dumps(config, indent=2, sort_keys=True) + '\n', owner=run_as, mode=0o600),
-        Desired(paths['cron'], render_cron_file(description, expression, run_as, command), mode=0o644),
-    ]
-    if params['login_password']:
-        desired.append(Desired(paths['passfile'], passfile_line(connection, params['login_password']),
-                               owner=run_as, mode=0o600, secret=True))
-    if params['s3_access_key']:
-        desired.append(Desired(paths['s3_credentials'], json.dumps(dict(
-            aws_access_key_id=params['s3_access_key'], aws_secret_access_key=params['s3_secret_key'])) + '\n',
-            owner=run_as, mode=0o600, secret=True))
-    obsolete = [p for p, wanted in ((paths['passfile'], params['login_password']),
-                                    (paths['s3_credentials'], params['s3_access_key'])) if not wanted and os.path.exists(p)]
-    dirs = [(os.path.dirname(runner), 'root', 0o755), (params['config_dir'], 'root', 0o755),
-            (paths['state'], run_as, 0o750), (params['log_dir'], run_as, 0o750), (params['dest'], run_as, 0o750)]
-
-    changed_files = [d for d in desired if d.differs()]
-    changed_dirs = [d for d in dirs if not os.path.isdir(d[0])]
-    diffs = []
-    for item in changed_files:
-        if isinstance(item.content, bytes):
-            continue  # a program (a zip): its bytes say nothing in a diff
-        diffs.append(dict(before_header=item.path, after_header=item.path,
-                          before=item.shown(item.current()), after=item.shown(item.content)))
-    for path in obsolete:
-        diffs.append(dict(before_header=path, after_header=path, before=HIDDEN % os.path.getsize(path), after=''))
-
-    changed = bool(changed_files or changed_dirs or obsolete or params['run_now'])
+    command = [sys.executable, params['runner_path'], '--config', paths['config'], '--quiet']
+    try:
+        items = desired_state(params, paths, config, expression, connection, command)
+        changed_items, diffs = _desired.plan(items)
+    except (UnsafePath, ScheduleError) as exc:
+        module.fail_json(msg='pg_dump_schedule %s: %s; nothing was changed' % (params['name'], exc))
     result = dict(
-        changed=changed, cron_expression=expression, next_runs=next_runs(expression), cron_file=paths['cron'],
-        command=' '.join(shlex.quote(arg) for arg in command), config=config, is_replica=is_replica, log_file=paths['log'],
-        files=[d[0] for d in changed_dirs] + [d.path for d in changed_files] + obsolete,
-        diff=diffs,
+        changed=bool(changed_items or params['run_now']), cron_expression=expression, next_runs=_next_runs(module, expression),
+        cron_file=paths['cron'], command=' '.join(shlex.quote(arg) for arg in command), config=config,
+        is_replica=is_replica, log_file=paths['log'], files=[item.path for item in changed_items], diff=diffs,
     )
     if not module.writes_allowed:
         if params['run_now']:
-            result['run'] = dict(status='not run (check mode)')
+            result['run'] = dict(status='would run now')
+        result['summary'] = summary_sentence(params, expression, result)
         module.exit_json(**result)
 
-    for path, owner, mode in changed_dirs:
-        ensure_dir(path, owner, mode)
-    for item in changed_files:
-        write_atomically(module, item)
-    for path in obsolete:
-        module.backup_before_overwrite(path)
-        os.unlink(path)
+    try:
+        _desired.apply(module, changed_items)
+    except (OSError, UnsafePath) as exc:
+        module.fail_json(msg='pg_dump_schedule %s: could not install the schedule: %s' % (params['name'], exc), **result)
     if params['run_now']:
         result['run'] = run_now(module, params, paths, command)
+    result['summary'] = summary_sentence(params, expression, result)
     module.exit_json(**result)
+
+
+def _next_runs(module, expression):
+    if not HAS_CRONITER:
+        module.warn('croniter is not installed on this host, so the next run times are not shown (install python3-croniter)')
+        return []
+    return next_runs(expression)
 
 
 def absent(module, params):
     paths = paths_for(params)
-    targets = [p for p in (paths['cron'], paths['config'], paths['passfile'], paths['s3_credentials']) if os.path.exists(p)]
-    result = dict(changed=bool(targets), cron_file=paths['cron'], files=targets,
-                  diff=[dict(before_header=p, after_header=p, before='(file)\n', after='') for p in targets])
+    items = [_desired.ObsoleteFile(paths['cron']), _desired.ObsoleteFile(paths['config']),
+             _desired.ObsoleteFile(paths['passfile'], secret=True), _desired.ObsoleteFile(paths['s3_credentials'], secret=True)]
+    try:
+        changed_items, diffs = _desired.plan(items)
+    except UnsafePath as exc:
+        module.fail_json(msg='pg_dump_schedule %s: %s; nothing was changed' % (params['name'], exc))
+    result = dict(changed=bool(changed_items), cron_file=paths['cron'], files=[item.path for item in changed_items], diff=diffs)
     if module.writes_allowed:
-        for path in targets:
-            module.backup_before_overwrite(path)
-            os.unlink(path)
+        _desired.apply(module, changed_items)
     module.exit_json(**result)
 
 

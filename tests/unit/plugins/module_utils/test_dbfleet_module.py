@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _files
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule
 
 SPEC = dict(dest=dict(type='path'), sources=dict(type='list', elements='path', default=[]), name=dict(type='str'))
@@ -54,11 +56,15 @@ def test_plan_mode_is_check_mode():
     assert not _module({'dest': '/srv/x', 'dbfleet_mode': 'edit'}).check_mode
 
 
-def test_edit_mode_backs_up_before_overwrite_and_bypass_does_not(tmp_path):
+def test_edit_mode_backs_up_before_overwrite_and_bypass_does_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(_files, 'BACKUP_ROOT', str(tmp_path / 'backups'))
     target = tmp_path / 'pg_hba.conf'
     target.write_text('original\n')
     backup = _module({'dest': str(target), 'dbfleet_mode': 'edit'}).backup_before_overwrite(str(target))
     assert backup and open(backup).read() == 'original\n'
+    # Kept apart from the original (not beside it, as a stray file in /etc/cron.d would be run by cron).
+    assert backup.startswith(str(tmp_path / 'backups') + '/') and os.path.dirname(backup) != str(tmp_path)
+    assert _module({'dest': str(target), 'dbfleet_mode': 'edit'}).backup_before_overwrite(str(target), secret=True) is None
     assert _module({'dest': str(target), 'dbfleet_mode': 'bypass'}).backup_before_overwrite(str(target)) is None
     assert _module({'dest': str(target), 'dbfleet_mode': 'plan'}).backup_before_overwrite(str(target)) is None
 

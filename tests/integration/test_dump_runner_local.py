@@ -428,6 +428,48 @@ def test_all_databases_minus_excluded(tmp_path, pg):
     assert not dbs & {'postgres', 'template0', 'template1'}
 
 
+def test_databases_all_names_every_database_it_leaves_out_and_never_alters_a_name(tmp_path, pg):
+    """A template, a database refusing connections, a name with a newline: not dumped, each named with the reason.
+
+    "app_prod\\n" must not become a second "app_prod" (dumped twice under one stamp, the good manifest
+    overwritten as failed): names discovered on the server are used exactly as they are, or refused.
+    """
+    pg.psql('CREATE DATABASE noconn')
+    pg.psql('ALTER DATABASE noconn ALLOW_CONNECTIONS false')
+    pg.psql('CREATE DATABASE "app_prod\n"')
+    pg.psql('CREATE DATABASE "tab\there"')
+    try:
+        config, cfg = make_config(tmp_path, pg, databases='all', exclude_databases=['postgres'])
+        rc, summary, stderr = run_runner(config)
+        assert rc == 0, (summary, stderr)
+        reasons = dict((item['db'], item['reason']) for item in summary['not_dumped'])
+        assert {'template0', 'template1', 'noconn', 'app_prod\n', 'tab\there', 'postgres'} <= set(reasons)
+        assert 'template' in reasons['template1'] and 'template' in reasons['template0']
+        assert 'ALLOW_CONNECTIONS' in reasons['noconn'] and 'ALLOW_CONNECTIONS' in reasons['template0']
+        assert 'control character' in reasons['app_prod\n'] and 'control character' in reasons['tab\there']
+        assert 'exclude_databases' in reasons['postgres']
+        for db in ('template0', 'template1', 'noconn', 'app_prod\n', 'tab\there'):
+            assert any(repr(db) in text for text in summary['warnings']), (db, summary['warnings'])
+        assert not any('postgres' in text for text in summary['warnings'])  # excluded on purpose: no warning
+        with open(cfg['log_file'], encoding='utf-8') as handle:
+            log = handle.read()
+        assert "'app_prod\\n'" in log and "'noconn'" in log
+        # app_prod is dumped once, good, and its manifest says so
+        mine = [item for item in summary['artifacts'] if item['db'].startswith('app_prod')]
+        assert [item['db'] for item in mine] == ['app_prod'] and mine[0]['status'] == 'ok'
+        assert read_manifest(cfg['dest'], 'app_prod', mine[0]['stamp'])['status'] == 'ok'
+        assert sha256_file(mine[0]['path']) == mine[0]['sha256']
+        assert not [name for name in listing(cfg['dest']) if '\n' in name or '\t' in name]
+        with open(os.path.join(cfg['state_dir'], 'last-run.json'), encoding='utf-8') as handle:
+            assert json.load(handle)['not_dumped'] == summary['not_dumped']
+        # the dry run says the same
+        rc, report, _stderr = run_runner(config, args=('--dry-run', '--json'))
+        assert rc == 0 and report['not_dumped'] == summary['not_dumped']
+    finally:
+        for db in ('noconn', 'app_prod\n', 'tab\there'):
+            pg.psql('DROP DATABASE "%s"' % db)
+
+
 # --------------------------------------------------------------------------
 # least privilege: non-superuser roles, a password only in a passfile
 # --------------------------------------------------------------------------

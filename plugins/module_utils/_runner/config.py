@@ -18,7 +18,7 @@ import re
 
 from .compression import COMPRESSIONS, FORMATS, LEVEL_RANGE
 from .libpq import SSL_MODES
-from .naming import BASE_NAME, GLOBALS_NAME, db_name_problem
+from .naming import BASE_NAME, GLOBALS_NAME, db_name_problem, has_control_character
 
 KINDS = ("dump", "basebackup")
 DEFAULT_PART_SIZE_MB = 64     # S3 multipart part size (64 MiB x 10000 parts = 625 GiB)
@@ -251,6 +251,7 @@ def _validate_dump_selection(cfg):
     if not isinstance(excludes, list) or not all(isinstance(item, str) for item in excludes):
         errors.append("exclude_databases must be a list of database names")
         excludes = []
+    errors.extend("exclude_databases: %r contains a control character" % (item,) for item in excludes if has_control_character(item))
     if databases == "all":
         pass
     elif isinstance(databases, list) and databases:

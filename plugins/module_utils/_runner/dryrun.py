@@ -16,10 +16,10 @@ from .basebackup import basebackup_argv
 from .dump import dump_stages, pipeline_text
 from .log import Log
 from .manifest import ROLE_PASSWORDS_NOTE, RUNNER_VERSION
-from .naming import BASE_NAME, GLOBALS_NAME, artifact_name, dump_name_problem, format_stamp, iso, partial_name, utcnow
+from .naming import BASE_NAME, GLOBALS_NAME, artifact_name, format_stamp, iso, partial_name, utcnow
 from .retention import collect_entries, schedule_plan
 from .run import DumpRun
-from .server import list_databases, server_info
+from .server import server_info
 from .wal import clean_wal_archive
 
 
@@ -30,14 +30,14 @@ def dry_run(cfg):
     stamp = format_stamp(now)
     report = {"status": "ok", "dry_run": True, "name": cfg["name"], "kind": cfg["kind"], "started_at": iso(now), "finished_at": None,
               "would_dump": [], "would_prune": [], "artifacts": [], "pruned": [], "errors": [], "warnings": [],
-              "runner_version": RUNNER_VERSION}
+              "not_dumped": [], "runner_version": RUNNER_VERSION}
     if cfg["kind"] == "basebackup":
         if run.prepare():
             report["would_dump"].append(_would_base_backup(run, stamp))
     else:
         report["would_dump"].extend(_would_dump(run, stamp))
     # Retention as it would run if every dump tonight succeeds (a failed dump prunes nothing).
-    names = set(item["db"] for item in report["would_dump"] if not item["problem"])
+    names = set(item["db"] for item in report["would_dump"])
     entries = collect_entries(cfg["dest"], names) if os.path.isdir(cfg["dest"]) else []
     entries += [{"db": db, "stamp": stamp, "manifest": None, "dumps": [], "status": "ok", "schedule": cfg["name"], "hypothetical": True}
                 for db in names]
@@ -52,6 +52,7 @@ def dry_run(cfg):
             report["wal_cleanup"] = {"archive": cfg["wal_archive"], "keep_from": None, "removed": 0, "would_remove": [], "dry_run": True,
                                      "skipped": "only tonight's base backup would be kept: the cutoff is its start WAL file, "
                                                 "known once it has run"}
+    report["not_dumped"] = list(run.not_dumped)
     report["errors"] = list(run.errors)
     report["warnings"] = list(run.warnings)
     report["status"] = "ok" if not report["errors"] else "failed"
@@ -64,7 +65,7 @@ def _would_base_backup(run, stamp):
     final = os.path.join(run.dest, artifact_name(BASE_NAME, stamp, "directory", "none"))
     argv = basebackup_argv(run.tools["pg_basebackup"], os.path.join(run.dest, partial_name(os.path.basename(final))), plan,
                            "dbfleet-%s-%s" % (run.cfg["name"], stamp))
-    return {"db": BASE_NAME, "kind": "basebackup", "problem": None, "pipeline": " ".join(argv), "path": final,
+    return {"db": BASE_NAME, "kind": "basebackup", "pipeline": " ".join(argv), "path": final,
             "compression": plan["compression"], "compression_level": plan["level"], "compression_by": plan["by"],
             "reason": plan["reason"]}
 
@@ -74,7 +75,7 @@ def _would_dump(run, stamp):
     dbs = []
     role_passwords = True
     if run.prepare():
-        dbs = list_databases(run) or []
+        dbs = run.select_databases() or []
         if cfg["globals"]:
             role_passwords = server_info(run, None)["reads_role_passwords"] is not False
     jobs = [(db, "database", run.plan) for db in dbs] + ([(GLOBALS_NAME, "globals", run.globals_plan)] if cfg["globals"] else [])
@@ -82,11 +83,10 @@ def _would_dump(run, stamp):
     for db, kind, plan in jobs:
         if plan is None:
             break
-        problem = None if kind == "globals" else dump_name_problem(db, cfg["globals"])
         final = os.path.join(cfg["dest"], artifact_name(db, stamp, plan["format"], plan["external_compression"]))
         stages = dump_stages(run, kind, plan, os.path.join(cfg["dest"], partial_name(os.path.basename(final))), role_passwords)
         item = {
-            "db": db, "kind": kind, "problem": problem, "pipeline": pipeline_text(stages), "path": None if problem else final,
+            "db": db, "kind": kind, "pipeline": pipeline_text(stages), "path": final,
             "compression": plan["compression"], "compression_level": plan["level"], "compression_by": plan["by"],
             "reason": plan["reason"]}
         if kind == "globals":
@@ -102,9 +102,10 @@ def format_report(report):
     lines = ["dry run of %s (nothing is written)" % report["name"]]
     for item in report["would_dump"]:
         lines.append("would %s %s -> %s [%s]" % (
-            "take base backup" if item["kind"] == "basebackup" else "dump %s" % item["kind"], item["db"], item["path"] or item["problem"],
+            "take base backup" if item["kind"] == "basebackup" else "dump %s" % item["kind"], item["db"], item["path"],
             item["reason"]))
         lines.append("    %s" % item["pipeline"])
+    lines.extend("would not dump %r: %s" % (item["db"], item["reason"]) for item in report["not_dumped"])
     lines.extend("would prune %s" % path for path in report["would_prune"])
     wal = report.get("wal_cleanup")
     if wal:

@@ -138,12 +138,19 @@ def parse_partial_name(name):
     return match.group("final"), int(match.group("pid"))
 
 
+def has_control_character(text):
+    """Whether ``text`` holds a control character (below 0x20, NUL and newline included, or DEL)."""
+    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
+
+
 def db_name_problem(db):
     """Return why ``db`` cannot be used in artifact file names, or None if it can."""
     if not isinstance(db, str) or not db:
         return "a database name must be a non-empty string"
-    if "/" in db or "\0" in db:
-        return "database name %r contains '/' or NUL, which cannot be part of a file name" % (db,)
+    if has_control_character(db):
+        return "database name %r contains a control character, which never goes into a file name" % (db,)
+    if "/" in db:
+        return "database name %r contains '/', which cannot be part of a file name" % (db,)
     if db.startswith("."):
         return "database name %r starts with '.', which would make its dumps hidden files" % (db,)
     if len(db.encode("utf-8")) > 63:

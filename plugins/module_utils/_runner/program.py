@@ -64,7 +64,7 @@ def build_program(program, interpreter):
     ValueError for an unknown program or an interpreter path that cannot be
     part of a shebang line.
     """
-    if not interpreter.startswith("/") or any(ord(char) < 0x20 or ord(char) == 0x7F for char in interpreter):
+    if not interpreter.startswith("/") or naming.has_control_character(interpreter):
         raise ValueError("interpreter must be an absolute path without control characters, got %r" % (interpreter,))
     files = program_files(program)
     out = io.BytesIO()

@@ -28,7 +28,8 @@ from .libpq import tool_environment
 from .locking import acquire_lock, pid_alive
 from .log import clean_exc, fs_hint
 from .manifest import RUNNER_VERSION, public
-from .naming import BASE_NAME, GLOBALS_NAME, dump_name_problem, format_stamp, iso, parse_artifact_name, parse_partial_name, utcnow
+from .naming import (BASE_NAME, GLOBALS_NAME, dump_name_problem, format_stamp, has_control_character, iso, parse_artifact_name,
+                     parse_partial_name, utcnow)
 from .pipeline import Terminated, on_signal
 from .retention import collect_entries, prune
 from .s3 import upload
@@ -56,6 +57,7 @@ class DumpRun:
         self.warnings = []
         self.artifacts = []
         self.pruned = []
+        self.not_dumped = []
         self.host = socket.gethostname()
         self.pg_dump_version = None
         self.pg_dump_major = None
@@ -144,13 +146,47 @@ class DumpRun:
         self.errors.append(message)
         self.log(message)
 
+    def warn(self, message):
+        """Record a warning of the run and log it."""
+        self.warnings.append(message)
+        self.log(message)
+
+    def select_databases(self):
+        """The databases this run dumps (None when the server cannot be asked); every other one goes into ``not_dumped``.
+
+        Nothing is left out in silence: a template or a database that refuses
+        connections is named in a warning, an excluded one in the log.  A name
+        found on the server that cannot be a file name is not dumped: a warning
+        when it holds a control character (it cannot even be excluded), an
+        error otherwise (exclude it or rename it).
+        """
+        dbs, left_out = list_databases(self)
+        if dbs is None:
+            return None
+        for item in left_out:
+            message = "database %r not dumped: %s" % (item["db"], item["reason"])
+            if item["excluded"]:
+                self.log(message)
+            else:
+                self.warn(message)
+            self.not_dumped.append({"db": item["db"], "reason": item["reason"]})
+        usable = []
+        for db in dbs:
+            problem = dump_name_problem(db, self.cfg["globals"])
+            if problem is None:
+                usable.append(db)
+                continue
+            self.not_dumped.append({"db": db, "reason": problem})
+            (self.warn if has_control_character(db) else self.fail)("database %r not dumped: %s" % (db, problem))
+        return usable
+
 
 def locked_run(cfg, config_path, quiet, log):
     """Run the schedule under its lock; return the run summary (``exit_code`` in it)."""
     started = utcnow()
     summary = {"status": "failed", "name": cfg["name"], "started_at": iso(started), "finished_at": None,
                "artifacts": [], "pruned": [], "errors": [], "warnings": [], "runner_version": RUNNER_VERSION,
-               "host": socket.gethostname(), "config": config_path, "kind": cfg["kind"], "wal_cleanup": None}
+               "host": socket.gethostname(), "config": config_path, "kind": cfg["kind"], "wal_cleanup": None, "not_dumped": []}
     if log.problem:
         summary["warnings"].append(log.problem)
         if not quiet:
@@ -224,6 +260,7 @@ def run_schedule(run, summary):
         summary["artifacts"] = [public(item) for item in run.artifacts]
         summary["pruned"] = list(run.pruned)
         summary["wal_cleanup"] = run.wal_cleanup
+        summary["not_dumped"] = list(run.not_dumped)
         summary["errors"].extend(run.errors)
         summary["warnings"].extend(run.warnings)
 
@@ -231,19 +268,12 @@ def run_schedule(run, summary):
 def _run_dumps(run):
     """The databases and the globals, each uploaded when good, then retention for those that succeeded."""
     cfg = run.cfg
-    dbs = list_databases(run)
-    if dbs is None:
+    usable = run.select_databases()
+    if usable is None:
         return
-    if not dbs and not cfg["globals"]:
+    if not usable and not cfg["globals"]:
         run.fail("no database to dump (databases: %r, exclude_databases: %r)" % (cfg["databases"], cfg["exclude_databases"]))
         return
-    usable = []
-    for db in dbs:
-        problem = dump_name_problem(db, cfg["globals"])
-        if problem:
-            run.fail("database %r not dumped: %s" % (db, problem))
-        else:
-            usable.append(db)
     names = set(usable) | ({GLOBALS_NAME} if cfg["globals"] else set())
     stamp = run.choose_stamp(names)
     run.log("databases: %s; stamp %s; %s" % (", ".join(usable) or "(none)", stamp, run.plan["reason"]))

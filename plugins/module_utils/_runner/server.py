@@ -42,28 +42,58 @@ def tool_version(path, name, env):
     return match.group(1).strip(), int(match.group(2)), None
 
 
+# Names travel hex-encoded: whatever a name holds (a newline, a '|'), it arrives exactly as the server has it.
+_LIST_SQL = "SELECT encode(convert_to(datname, 'UTF8'), 'hex'), datallowconn, datistemplate FROM pg_database ORDER BY 1"
+
+
 def list_databases(run):
-    """The databases to dump (config list, or every connectable non-template one)."""
+    """The databases on the server, and why ``databases: all`` leaves some out.
+
+    Returns ``(dbs, left_out)``: ``dbs`` the names to dump, exactly as the
+    server has them (never stripped or altered); ``left_out`` ``[{"db",
+    "reason", "excluded"}]`` for every other database -- a template, one that
+    does not allow connections, one in exclude_databases (``excluded``).  With
+    a list of databases in the config: that list and ``[]``.  ``(None, [])``
+    with an error recorded when the server cannot be asked.
+    """
     cfg = run.cfg
     if cfg["databases"] != "all":
-        return list(cfg["databases"])
-    sql = "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname"
-    argv = [run.tools["psql"], "-X", "-A", "-t", "-0", "-w", "-v", "ON_ERROR_STOP=1", "-c", sql]
+        return list(cfg["databases"]), []
+    argv = [run.tools["psql"], "-X", "-A", "-t", "-w", "-F", "|", "-v", "ON_ERROR_STOP=1", "-c", _LIST_SQL]
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run.env, timeout=300, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         run.errors.append("cannot list databases: %s" % exc)
-        return None
+        return None, []
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         run.log("psql: " + err.strip())
         summary = stderr_summary(err)
         run.errors.append("cannot list databases (psql %s): %s%s" % (describe_exit(proc.returncode), summary, hint(summary)))
-        return None
-    names = [item.decode("utf-8", "replace") for item in proc.stdout.split(b"\0")]
-    names = [item[:-1] if item.endswith("\n") else item for item in names]
+        return None, []
     exclude = set(cfg["exclude_databases"])
-    return [item for item in names if item and item not in exclude]
+    dbs, left_out = [], []
+    for line in proc.stdout.decode("ascii", "replace").splitlines():
+        fields = line.split("|")
+        try:
+            name = bytes.fromhex(fields[0]).decode("utf-8", "surrogateescape")
+        except ValueError:
+            fields = []
+        if len(fields) != 3:
+            run.errors.append("cannot list databases: psql printed %r, not a database" % (line,))
+            return None, []
+        reasons = []
+        if fields[2] == "t":
+            reasons.append("it is a template (datistemplate)")
+        if fields[1] != "t":
+            reasons.append("it does not allow connections (ALLOW_CONNECTIONS false)")
+        if name in exclude:
+            reasons.append("it is listed in exclude_databases")
+        if reasons:
+            left_out.append({"db": name, "reason": " and ".join(reasons), "excluded": name in exclude})
+        else:
+            dbs.append(name)
+    return dbs, left_out
 
 
 def server_info(run, db):

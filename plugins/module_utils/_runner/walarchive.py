@@ -24,6 +24,7 @@ import stat
 
 from .fsutil import create_exclusive, fsync_dir, remove_path, write_all
 from .hashing import READ_CHUNK, StreamDigest, hash_file
+from .naming import has_control_character
 
 PROGRAM = "dbfleet-wal-archive"
 FILE_MODE = 0o640
@@ -33,11 +34,6 @@ _NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV, getattr(e
 
 class ArchiveError(Exception):
     """Archiving one segment failed; the message says what and what to do (PostgreSQL logs it)."""
-
-
-def has_control_character(text):
-    """Whether ``text`` holds a control character (below 0x20, or DEL)."""
-    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
 
 
 def archive_command(interpreter, program_path, config_path):

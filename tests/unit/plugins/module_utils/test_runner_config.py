@@ -83,6 +83,8 @@ def test_validate_accepts_a_partial_config_like_the_module_writes():
     ({'databases': []}, 'databases must be'),
     ({'databases': 'app_prod'}, 'databases must be'),
     ({'databases': ['a/b']}, "contains '/'"),
+    ({'databases': ['app\n']}, 'control character'),
+    ({'exclude_databases': ['x\ty'], 'databases': 'all'}, 'control character'),
     ({'databases': ['.hidden']}, "starts with '.'"),
     ({'databases': ['x' * 64]}, '63-byte'),
     ({'databases': ['a', 'a']}, 'more than once'),

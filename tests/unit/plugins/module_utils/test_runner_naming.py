@@ -90,3 +90,10 @@ def test_partial_names():
     assert naming.parse_partial_name('.' + naming.manifest_name('app', NOW) + '.partial-7')[1] == 7
     assert naming.parse_partial_name('.bashrc.partial-1') is None  # not one of ours
     assert naming.parse_partial_name(final) is None
+
+
+@pytest.mark.parametrize('db', ['app\n', 'app\r', 'a\tb', 'nul\x00', 'esc\x1b[2J', 'del\x7f', '\n'])
+def test_control_characters_never_reach_a_file_name(db):
+    problem = naming.db_name_problem(db)
+    assert problem and 'control character' in problem and repr(db) in problem
+    assert naming.dump_name_problem(db, True) == problem

@@ -44,7 +44,7 @@ results = []
 try:
     with conn:
         for sql, args in req["statements"]:
-            cur = conn.execute(sql, args)
+            cur = conn.execute(sql, args or None)
             if cur.description is None:
                 results.append({"columns": [], "rows": [], "rowcount": cur.rowcount})
             else:

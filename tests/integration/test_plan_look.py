@@ -44,7 +44,7 @@ def test_a_stopped_server_turns_only_its_host_red(fleet_lab):
     report = run.results('Report what this host looks like')
     assert set(report) == {'db-primary', 'db-replica-1'}
     failure = run.results('Ask PostgreSQL about itself')['db-replica-2']
-    assert failure['failed'] and ('No such file or directory' in failure['stderr'] or 'connection' in failure['stderr'])
+    assert failure['failed'] and 'could not connect to PostgreSQL' in failure['msg'] and 'Is PostgreSQL running' in failure['msg']
 
 
 def test_backup_box_is_looked_at_without_postgresql(fleet_lab):

@@ -52,6 +52,10 @@ def inventory_vars(sec: dict) -> dict:
 
 def host_vars(h: Host, sec: dict) -> dict:
     pg = {"dbfleet_pg_host": h.addr} if h.runs_pg else {}
+    if h is PRIMARY:
+        # The lab primary archives WAL with a stand-in `test ! -f && cp` command; the operator of this
+        # fleet lets the backup role replace it with the collection's archiver.
+        pg["backup_wal_archive_takeover"] = True
     if h.layout.password_key:
         # A host laid out unlike Debian, where the superuser needs a password even over the socket.
         pg |= {"dbfleet_pg_bin": h.layout.bin, "dbfleet_pg_data": h.layout.data, "dbfleet_primary_host": h.addr,

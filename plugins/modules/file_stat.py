@@ -269,10 +269,10 @@ def _find(module, pattern, violations):
     for match in glob.glob(pattern):
         if skip_manifests and match.endswith('.manifest.json'):
             continue
-        module.require_allowed_path(match, 'pattern')
         info = lstat_or_none(match)
         if info is None or not (stat.S_ISREG(info.st_mode) or _is_dump_dir(match)):
-            continue  # symlinks, FIFOs, sockets and devices are never backups
+            continue  # symlinks, FIFOs, sockets and devices are never backups (nor a way to fail this check)
+        module.require_allowed_path(match, 'pattern')
         when = _when(match, info)
         if when > horizon:
             violations.append('%s is stamped %s, in the future: not counted as the newest backup (a wrong clock, or a '

@@ -115,6 +115,18 @@ options:
     description: Seconds a run waits for a previous run of the same schedule to finish before it skips.
     type: int
     default: 0
+  lock_timeout:
+    description:
+      - Seconds C(pg_dump) waits for a table lock held by another session (C(--lock-wait-timeout)) before the dump of
+        that database fails, instead of waiting without end.
+    type: int
+    default: 300
+  run_timeout:
+    description:
+      - Seconds a whole run may take. A run still going then is stopped, its C(pg_dump)/C(pg_basebackup) processes
+        killed, nothing it was writing kept, and it is recorded as failed ("timed out").
+    type: int
+    default: 21600
   allow_replica:
     description:
       - Install the schedule on a streaming replica even when C(hot_standby_feedback) is off and
@@ -367,6 +379,8 @@ def build_config(params, paths, connection):
         pg_bin=params['pg_bin'] or (os.path.dirname(pg_dump) if pg_dump else None),
         lock_file=paths['lock'],
         lock_wait=params['lock_wait'],
+        lock_timeout=params['lock_timeout'],
+        run_timeout=params['run_timeout'],
         state_dir=paths['state'],
         log_file=paths['log'],
         s3=s3,
@@ -554,6 +568,8 @@ def main():
         run_as=dict(type='str', default='postgres'),
         pg_bin=dict(type='path'),
         lock_wait=dict(type='int', default=0),
+        lock_timeout=dict(type='int', default=300),
+        run_timeout=dict(type='int', default=21600),
         allow_replica=dict(type='bool', default=False),
         s3_bucket=dict(type='str'),
         s3_prefix=dict(type='str', default=''),

@@ -814,7 +814,11 @@ def test_lock_wait(tmp_path, pg):
         fcntl.flock(holder, fcntl.LOCK_EX)
         rc, summary, _stderr = run_runner(config)
         assert rc == 75 and summary['status'] == 'skipped'
-        assert not os.path.exists(cfg['dest']) and not os.path.exists(cfg['state_dir'])  # touched nothing else
+        assert not os.path.exists(cfg['dest'])  # touched nothing but its record:
+        assert listing(cfg['state_dir']) == ['last-run.json']
+        with open(os.path.join(cfg['state_dir'], 'last-run.json'), encoding='utf-8') as handle:
+            recorded = json.load(handle)
+        assert recorded == summary and 'holds' in recorded['errors'][0]
         _config, cfg = make_config(tmp_path, pg, lock_wait=20)
         proc = subprocess.Popen(runner_cmd(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)
@@ -823,6 +827,146 @@ def test_lock_wait(tmp_path, pg):
         os.close(holder)
     out, _err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and json.loads(out)['status'] == 'ok'
+
+
+# --------------------------------------------------------------------------
+# no run waits forever, every run leaves a record
+# --------------------------------------------------------------------------
+
+def last_run(cfg):
+    with open(os.path.join(cfg['state_dir'], 'last-run.json'), encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def test_a_table_lock_makes_the_dump_fail_after_lock_timeout_instead_of_waiting(tmp_path, pg):
+    locker = subprocess.Popen([os.path.join(PG_BIN, 'psql'), '-X', '-q', '-h', pg.sockdir, '-p', str(pg.port), '-U', 'postgres',
+                               '-d', 'app_prod'], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        locker.stdin.write('BEGIN;\nLOCK TABLE items IN ACCESS EXCLUSIVE MODE;\n')
+        locker.stdin.flush()
+        deadline = time.monotonic() + 15
+        while pg.psql("SELECT count(*) FROM pg_locks WHERE relation = 'items'::regclass AND mode = 'AccessExclusiveLock' "
+                      "AND granted", db='app_prod') != '1':
+            assert time.monotonic() < deadline, 'could not take the table lock'
+            time.sleep(0.05)
+        config, cfg = make_config(tmp_path, pg, lock_timeout=2)
+        started = time.monotonic()
+        rc, summary, _stderr = run_runner(config, timeout=40)
+        assert time.monotonic() - started < 30
+        failed = assert_failed_cleanly(cfg['dest'], 'app_prod', summary, rc, ['LOCK TABLE public.items'])
+        assert '--lock-wait-timeout=2s' in failed['pipeline'] and 'lock_timeout' in failed['error']  # with a hint
+    finally:
+        locker.stdin.write('ROLLBACK;\n')
+        locker.stdin.close()
+        locker.wait(timeout=30)
+
+
+def test_run_timeout_kills_the_run_and_records_it(tmp_path, pg):
+    pids = tmp_path / 'pids'
+    pgbin = wrapper_bin(tmp_path, 'sleep 60 &\necho $! > %s\nwait' % pids)
+    config, cfg = make_config(tmp_path, pg, pg_bin=pgbin, run_timeout=2)
+    started = time.monotonic()
+    rc, summary, _stderr = run_runner(config, timeout=40)
+    assert time.monotonic() - started < 20
+    failed = assert_failed_cleanly(cfg['dest'], 'app_prod', summary, rc, ['timed out'])
+    assert 'run_timeout' in failed['error']
+    assert any('timed out' in error for error in summary['errors'])
+    assert last_run(cfg) == summary and last_run(cfg)['status'] == 'failed'
+    child = int(pids.read_text())
+    time.sleep(0.2)
+    assert not os.path.exists('/proc/%d' % child) or 'Z' in open('/proc/%d/stat' % child, encoding='utf-8').read().split()[2]
+
+
+def test_failures_reach_stderr_even_with_quiet(tmp_path, pg):
+    config, _cfg = make_config(tmp_path, pg, databases=['app_prod', 'no_such_db'])
+    rc, _summary, stderr = run_runner(config, args=('--quiet',))
+    assert rc == 1
+    assert 'no_such_db' in stderr and 'does not exist' in stderr and 'failed' in stderr  # cron mails what the program prints
+    config, _cfg = make_config(tmp_path, pg, name='fine')
+    rc, _summary, stderr = run_runner(config, args=('--quiet',))
+    assert rc == 0 and stderr == ''
+
+
+def test_a_destination_made_read_only_mid_run_never_reports_a_dump_as_ok(pg, installed_runner):
+    """pg_dump finishes, then dest becomes read-only: the rename fails, so does removing the partial.
+
+    The artifact is failed (not "ok" with a path that does not exist), the state file says so, and the
+    next run, with dest writable again, removes the partial and succeeds.  Runs as postgres (root ignores modes).
+    """
+    base = cluster_base('dbfleet-ro-dest-')
+    try:
+        dest = os.path.join(base, 'backups')
+        pgbin = os.path.join(base, 'pgbin')
+        os.mkdir(pgbin)
+        for tool in ('psql', 'pg_dumpall'):
+            os.symlink(os.path.join(PG_BIN, tool), os.path.join(pgbin, tool))
+        with open(os.path.join(pgbin, 'pg_dump'), 'w', encoding='utf-8') as handle:
+            handle.write('#!/bin/sh\ncase "$1" in --version) exec %s "$@";; esac\n%s "$@"\nstatus=$?\n'
+                         'if [ -e %s/readonly ]; then chmod 0555 %s; fi\nexit $status\n'
+                         % ((os.path.join(PG_BIN, 'pg_dump'),) * 2 + (base, dest)))
+        os.chmod(os.path.join(pgbin, 'pg_dump'), 0o755)
+        cfg = {'name': 'ro', 'databases': ['app_prod'], 'globals': False, 'dest': dest, 'pg_bin': pgbin,
+               'connection': {'host': pg.sockdir, 'port': pg.port, 'user': 'postgres'},
+               'lock_file': os.path.join(base, 'state', 'lock'), 'state_dir': os.path.join(base, 'state'),
+               'log_file': os.path.join(base, 'log', 'ro.log')}
+        config = os.path.join(base, 'ro.json')
+        with open(config, 'w', encoding='utf-8') as handle:
+            json.dump(cfg, handle)
+        subprocess.run(['chown', '-R', 'postgres:postgres', base], check=True)
+        with open(os.path.join(base, 'readonly'), 'w', encoding='utf-8'):
+            pass
+        argv = ['runuser', '-u', 'postgres', '--', DEBIAN_PY, installed_runner, '--config', config, '--json', '--quiet']
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        summary = json.loads(proc.stdout)
+        assert proc.returncode == 1, summary
+        [dump] = summary['artifacts']
+        assert dump['status'] == 'failed' and dump['path'] is None and dump['sha256'] is None, dump
+        assert 'Permission denied' in dump['error']
+        assert summary['status'] == 'failed'
+        with open(os.path.join(base, 'state', 'last-run.json'), encoding='utf-8') as handle:
+            recorded = json.load(handle)
+        assert recorded['status'] == 'failed' and [item['status'] for item in recorded['artifacts']] == ['failed']
+        os.chmod(dest, 0o750)
+        os.unlink(os.path.join(base, 'readonly'))
+        assert dumps_in(dest) == []  # nothing that looks like a backup, and no manifest that says ok
+        assert [name for name in listing(dest) if name.endswith('.manifest.json') and read_json(os.path.join(dest, name))['status'] == 'ok'] == []
+        assert any('partial' in text for text in summary['warnings'] + summary['errors'])  # it says what it could not clean up
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout
+        assert partials_in(dest) == [] and len(dumps_in(dest)) == 1
+    finally:
+        if os.path.isdir(os.path.join(base, 'backups')):
+            os.chmod(os.path.join(base, 'backups'), 0o750)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def read_json(path):
+    with open(path, encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def test_a_run_killed_with_sigkill_is_reported_by_the_next_run(tmp_path, pg):
+    pgbin = wrapper_bin(tmp_path, 'sleep 30\nexec "$REAL" "$@"')
+    config, cfg = make_config(tmp_path, pg, pg_bin=pgbin)
+    proc = subprocess.Popen(runner_cmd(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    marker = os.path.join(cfg['state_dir'], 'running.json')
+    deadline = time.monotonic() + 15
+    while not (os.path.exists(marker) and partials_in(cfg['dest'])):
+        assert time.monotonic() < deadline, 'the runner never started'
+        time.sleep(0.05)
+    running = read_json(marker)
+    assert running['pid'] == proc.pid and running['name'] == 't' and running['started_at']
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    config, cfg = make_config(tmp_path, pg)  # the same schedule, now with the real pg_dump
+    rc, summary, stderr = run_runner(config)
+    assert rc == 0, (summary, stderr)
+    message = 'previous run (pid %d, started %s) died without finishing' % (proc.pid, running['started_at'])
+    assert message in summary['warnings']
+    assert summary['previous_run'] == dict(running, died=True)
+    assert last_run(cfg)['previous_run'] == summary['previous_run']
+    assert not os.path.exists(marker)
+    assert partials_in(cfg['dest']) == []
 
 
 # --------------------------------------------------------------------------

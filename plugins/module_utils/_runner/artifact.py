@@ -74,12 +74,12 @@ def make_artifact(run, db, stamp, kind="database"):
         else:
             error = dump_stream(run, db, kind, plan, tmp, final, digest, manifest)
         if error is None:
-            manifest.update({"status": "ok", "path": final, "size": digest.size, "sha256": digest.hexdigest(), "files": files})
             _finish(manifest, started)
-            _publish(tmp, final, manifest_path, manifest)
+            _publish(run, tmp, final, manifest_path, manifest,
+                     {"status": "ok", "path": final, "size": digest.size, "sha256": digest.hexdigest(), "files": files})
     except Terminated as exc:
-        remove_path(tmp)
-        error = "the runner was stopped by signal %d during the %s" % (exc.args[0], "base backup" if kind == "basebackup" else "dump")
+        _discard(run, tmp)
+        error = "%s during the %s" % (exc.reason, "base backup" if kind == "basebackup" else "dump")
         _fail(run, manifest, manifest_path, started, error)
         raise
     except OSError as exc:
@@ -87,7 +87,7 @@ def make_artifact(run, db, stamp, kind="database"):
     except Exception as exc:  # pylint: disable=broad-except
         error = "internal error in the dump runner: %s" % clean_exc(exc)
     if error is not None:
-        remove_path(tmp)
+        _discard(run, tmp)
         _fail(run, manifest, manifest_path, started, error)
     else:
         run.log("%s %s ok: %s, %s bytes, sha256 %s, %ss" % (kind, db, final, digest.size, digest.hexdigest(), manifest["duration_s"]))
@@ -112,13 +112,24 @@ def _fail(run, manifest, manifest_path, started, error):
         run.log("could not write the failed manifest %s: %s" % (manifest_path, exc))
 
 
-def _publish(tmp, final, manifest_path, manifest):
-    """Make artifact + ok manifest appear together (or neither)."""
+def _publish(run, tmp, final, manifest_path, manifest, outcome):
+    """Make artifact + ok manifest appear together (or neither); only then is ``manifest`` ok (``outcome`` applied)."""
     if os.path.lexists(final):
         raise OSError(errno.EEXIST, "refusing to overwrite an existing artifact", final)
     os.rename(tmp, final)
     try:
-        write_atomic(manifest_path, json_bytes(public(manifest)), 0o640)
+        write_atomic(manifest_path, json_bytes(dict(public(manifest), **outcome)), 0o640)
     except BaseException:
-        remove_path(final)
+        _discard(run, final, "it has no manifest, so it is no good dump; retention removes it")
         raise
+    manifest.update(outcome)
+
+
+def _discard(run, path, later="the next run removes it"):
+    """Remove what a failed artifact left; where that is impossible too, say so."""
+    try:
+        remove_path(path)
+    except OSError as exc:
+        message = "could not remove %s either: %s (%s)" % (path, exc, later)
+        run.log(message)
+        run.warnings.append(message)

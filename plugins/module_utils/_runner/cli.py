@@ -74,6 +74,10 @@ def dump_main(argv=None):
         summary = locked_run(cfg, args.config, args.quiet, log)
     finally:
         log.close()
+    if args.quiet and summary["exit_code"] != EXIT_OK:
+        # --quiet keeps the log off stderr, not a failure: cron mails what a job prints
+        sys.stderr.write("dbfleet-pg-dump %s: run %s (exit %d): %s; log: %s\n" % (
+            cfg["name"], summary["status"], summary["exit_code"], "; ".join(summary["errors"]) or "see the log", cfg["log_file"]))
     _emit(summary, args.json)
     return summary["exit_code"]
 

@@ -51,6 +51,8 @@ DEFAULTS = {
     "pg_bin": None,
     "lock_file": None,     # schedule_paths(name)["lock"]
     "lock_wait": 0,
+    "lock_timeout": 300,   # seconds pg_dump waits for a table lock (--lock-wait-timeout) before it fails
+    "run_timeout": 21600,  # seconds a whole run may take before its children are killed and it fails
     "state_dir": None,     # schedule_paths(name)["state"]
     "log_file": None,      # schedule_paths(name)["log"]
     "s3": None,
@@ -223,6 +225,10 @@ def _validate_full(cfg):
     lock_wait = cfg.get("lock_wait")
     if isinstance(lock_wait, bool) or not isinstance(lock_wait, (int, float)) or lock_wait < 0:
         errors.append("lock_wait must be a number of seconds >= 0, got %r" % (lock_wait,))
+    for key, most in (("lock_timeout", 86400), ("run_timeout", 7 * 86400)):
+        value = cfg.get(key)
+        if not is_int(value) or not 1 <= value <= most:
+            errors.append("%s must be a whole number of seconds from 1 to %d (no run waits forever), got %r" % (key, most, value))
     for key in ("lock_file", "state_dir", "log_file"):
         if not is_abs_path(cfg.get(key)):
             errors.append("%s must be an absolute path, got %r" % (key, cfg.get(key)))

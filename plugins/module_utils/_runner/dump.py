@@ -19,15 +19,19 @@ from .libpq import database_environment
 from .pipeline import judge, run_pipeline
 
 
-def pg_dump_argv(pg_dump, plan, jobs=1, target=None):
+def pg_dump_argv(pg_dump, plan, jobs=1, target=None, lock_timeout=None):
     """argv of pg_dump for a compression ``plan`` (:func:`compression_plan`).
 
     The connection and the database come from the environment, never from
     arguments; ``--no-password`` makes a missing password an error instead of
-    a prompt.  A directory-format dump writes into ``target`` itself with
-    ``jobs`` parallel jobs; the other formats write to stdout.
+    a prompt, ``lock_timeout`` (seconds) a table lock held by someone else an
+    error after that long instead of a wait without end.  A directory-format
+    dump writes into ``target`` itself with ``jobs`` parallel jobs; the other
+    formats write to stdout.
     """
     argv = [pg_dump, "--no-password", "--format=%s" % plan["format"]]
+    if lock_timeout:
+        argv.append("--lock-wait-timeout=%ds" % lock_timeout)
     if plan["format"] == "directory":
         argv += ["--jobs=%d" % jobs, "--file=%s" % target]
     return argv + list(plan["pg_dump_args"])
@@ -50,7 +54,7 @@ def dump_stages(run, kind, plan, target, role_passwords=True):
     if kind == "globals":
         stages = [("pg_dumpall", globals_argv(run.tools["pg_dumpall"], run.cfg["connection"]["dbname"], role_passwords))]
     else:
-        stages = [("pg_dump", pg_dump_argv(run.tools["pg_dump"], plan, run.cfg["jobs"], target))]
+        stages = [("pg_dump", pg_dump_argv(run.tools["pg_dump"], plan, run.cfg["jobs"], target, run.cfg["lock_timeout"]))]
     if plan["external"]:
         stages.append((plan["external"][0], list(plan["external"])))
     return stages

@@ -63,6 +63,9 @@ def hint(text):
     if "replication" in low and ("walsender" in low or "pg_hba.conf" in low or "permission" in low):
         return (" (a base backup needs a role with the REPLICATION attribute and a 'host replication' line "
                 "for it in pg_hba.conf)")
+    if "lock table" in low and "statement timeout" in low:
+        return (" (another session held a lock on a table longer than lock_timeout allows: see pg_locks and "
+                "pg_stat_activity, or raise lock_timeout)")
     if "does not exist" in low and "database" in low:
         return " (check the database name in the schedule)"
     if "permission denied" in low:

@@ -27,12 +27,34 @@ MAX_STDERR_LOG = 64 * 1024
 
 
 class Terminated(BaseException):
-    """Raised from the SIGTERM/SIGHUP/SIGINT handler so that cleanup code runs."""
+    """Raised from a signal handler (SIGTERM/SIGHUP/SIGINT, or the run timeout's SIGALRM) so that cleanup code runs.
+
+    ``reason``: why, in words (``the runner was stopped by signal 15``).
+    """
+
+    def __init__(self, signum, reason=None):
+        super(Terminated, self).__init__(signum)
+        self.reason = reason or "the runner was stopped by signal %d" % signum
 
 
 def on_signal(signum, _frame):
     """Signal handler: raise :class:`Terminated` in the main thread."""
     raise Terminated(signum)
+
+
+def start_timeout(seconds, reason):
+    """Raise :class:`Terminated` with ``reason`` in the main thread after ``seconds``; returns the old SIGALRM handler."""
+    def on_alarm(signum, _frame):
+        raise Terminated(signum, reason)
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return previous
+
+
+def stop_timeout(previous):
+    """Disarm :func:`start_timeout`'s alarm and restore the SIGALRM handler it replaced."""
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 def run_pipeline(stages, env, out_fd, digest):
@@ -41,22 +63,25 @@ def run_pipeline(stages, env, out_fd, digest):
     The last stage's stdout is read in Python in 1 MiB chunks, each chunk fed
     to ``digest`` and written to ``out_fd`` (one pass: never re-read to hash);
     ``out_fd`` None discards the output (pg_dump -Fd writes its own files).
-    Every stage's stderr goes to its own temp file.  A write error (disk full)
-    kills the pipeline.  Returns a dict: ``exit_status`` {label: code},
+    Every stage's stderr goes to its own temp file.  The stages share one new
+    process group, so a write error (disk full), a signal or the run timeout
+    kills everything the pipeline started.  Returns a dict: ``exit_status`` {label: code},
     ``stderr`` {label: text}, ``write_error`` (OSError or None).  Exit codes
     are the caller's to judge; any non-zero one means a failed dump.
     """
     procs = []
     errfiles = []
     write_error = None
+    group = None
     try:
         previous = None
         for label, argv in stages:
             errfile = tempfile.TemporaryFile()  # pylint: disable=consider-using-with
             errfiles.append((label, errfile))
-            proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            proc = subprocess.Popen(  # pylint: disable=consider-using-with,subprocess-popen-preexec-fn
                 argv, stdin=previous.stdout if previous is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=errfile, env=env, bufsize=0, close_fds=True)
+                stdout=subprocess.PIPE, stderr=errfile, env=env, bufsize=0, close_fds=True, preexec_fn=_join_group(group))
+            group = proc.pid if group is None else group
             if previous is not None:
                 previous.stdout.close()  # only the next stage holds the read end now
             procs.append(proc)
@@ -82,14 +107,13 @@ def run_pipeline(stages, env, out_fd, digest):
                 write_error = exc
                 break
         if write_error is not None:
-            for proc in procs:
-                kill(proc)
+            kill_pipeline(procs, group)
         source.close()
         for proc in procs:
             proc.wait()
     except BaseException:
+        kill_pipeline(procs, group)
         for proc in procs:
-            kill(proc)
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -104,6 +128,24 @@ def run_pipeline(stages, env, out_fd, digest):
         result["stderr"][label] = errfile.read(MAX_STDERR_LOG).decode("utf-8", "replace")
         errfile.close()
     return result
+
+
+def _join_group(group):
+    """A preexec_fn putting a stage into the pipeline's process group (a new one, led by the first stage)."""
+    def join():
+        os.setpgid(0, 0 if group is None else group)
+    return join
+
+
+def kill_pipeline(procs, group):
+    """SIGKILL every process of a pipeline's group (grandchildren too), and each stage in case it left the group."""
+    if group is not None:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
+    for proc in procs:
+        kill(proc)
 
 
 def run_in_group(label, argv, env):

@@ -22,7 +22,7 @@ import io
 import zipfile
 
 from . import artifact, basebackup, cli, compression, config, dryrun, dump, fsutil, hashing, libpq, locking, log
-from . import manifest, naming, pipeline, retention, run, s3, server, wal, walarchive
+from . import manifest, naming, pipeline, retention, run, s3, server, state, wal, walarchive
 
 PACKAGE = "dbfleet_host"
 
@@ -33,7 +33,7 @@ PROGRAMS = {
 }
 
 _MODULES = (artifact, basebackup, cli, compression, config, dryrun, dump, fsutil, hashing, libpq, locking, log,
-            manifest, naming, pipeline, retention, run, s3, server, wal, walarchive)
+            manifest, naming, pipeline, retention, run, s3, server, state, wal, walarchive)
 _DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _MODE = 0o100644 << 16         # a regular file, rw-r--r--
 _MAIN = '''# The %(program)s program of dbfleet.postgresql (generated from plugins/module_utils/_runner).

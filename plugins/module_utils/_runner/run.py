@@ -23,16 +23,17 @@ from .artifact import make_artifact
 from .basebackup import BASEBACKUP_MIN_MAJOR
 from .compression import basebackup_compression_plan, compression_plan, globals_compression_plan
 from .config import DEFAULT_PART_SIZE_MB
-from .fsutil import makedirs, remove_path, write_json_atomic
+from .fsutil import makedirs, remove_path
 from .libpq import tool_environment
 from .locking import acquire_lock, pid_alive
 from .log import clean_exc, fs_hint
 from .manifest import RUNNER_VERSION, public
 from .naming import (BASE_NAME, GLOBALS_NAME, dump_name_problem, format_stamp, has_control_character, iso, parse_artifact_name,
                      parse_partial_name, utcnow)
-from .pipeline import Terminated, on_signal
+from .pipeline import Terminated, on_signal, start_timeout, stop_timeout
 from .retention import collect_entries, prune
 from .s3 import upload
+from .state import LAST_RUN_FILE, RUNNING_FILE, clear_running, died_message, mark_running, read_running, write_last_run
 from .server import find_tool, list_databases, tool_version
 from .wal import clean_wal_archive
 
@@ -42,7 +43,6 @@ EXIT_BAD_CONFIG = 2
 EXIT_SKIPPED = 75  # EX_TEMPFAIL: "try again later"
 
 APP_NAME = "dbfleet-pg-dump"
-LAST_RUN_FILE = "last-run.json"
 
 
 class DumpRun:
@@ -182,11 +182,18 @@ class DumpRun:
 
 
 def locked_run(cfg, config_path, quiet, log):
-    """Run the schedule under its lock; return the run summary (``exit_code`` in it)."""
+    """Run the schedule under its lock; return the run summary (``exit_code`` in it).
+
+    Every run leaves its summary in ``last-run.json``: a skipped one (the lock
+    is busy) and one that could not even open the lock file too.  A run that
+    holds the lock keeps ``running.json`` until then, reports one left by a run
+    that died, and is stopped (its children killed) after ``run_timeout``.
+    """
     started = utcnow()
     summary = {"status": "failed", "name": cfg["name"], "started_at": iso(started), "finished_at": None,
                "artifacts": [], "pruned": [], "errors": [], "warnings": [], "runner_version": RUNNER_VERSION,
-               "host": socket.gethostname(), "config": config_path, "kind": cfg["kind"], "wal_cleanup": None, "not_dumped": []}
+               "host": socket.gethostname(), "config": config_path, "kind": cfg["kind"], "wal_cleanup": None, "not_dumped": [],
+               "previous_run": None}
     if log.problem:
         summary["warnings"].append(log.problem)
         if not quiet:
@@ -197,38 +204,75 @@ def locked_run(cfg, config_path, quiet, log):
         message = "cannot open lock file %s: %s" % (cfg["lock_file"], exc)
         log(message)
         summary.update({"errors": [message], "finished_at": iso(utcnow()), "exit_code": EXIT_FAILED})
-        return summary
+        return _record(cfg, summary, log)
     if lock_fd is None:
         message = "skipped: another run of %s holds %s (%s) after waiting %ss" % (
             cfg["name"], cfg["lock_file"], holder or "holder unknown", cfg["lock_wait"])
         log(message)
         summary.update({"status": "skipped", "errors": [message], "finished_at": iso(utcnow()), "exit_code": EXIT_SKIPPED})
-        return summary
-    previous = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-        previous[signum] = signal.signal(signum, on_signal)
+        return _record(cfg, summary, log)
     try:
-        run_schedule(DumpRun(cfg, log), summary)
+        _take_over(cfg, summary, log)
+        _run_with_timeout(DumpRun(cfg, log), summary)
+        summary["finished_at"] = iso(utcnow())
+        summary["status"] = "ok" if not summary["errors"] else "failed"
+        summary["exit_code"] = EXIT_OK if summary["status"] == "ok" else EXIT_FAILED
+        log("run %s: %d artifacts, %d pruned, %s%d errors%s" % (
+            summary["status"], len(summary["artifacts"]), len(summary["pruned"]),
+            "%d archived WAL segments removed, " % summary["wal_cleanup"]["removed"] if summary["wal_cleanup"] else "",
+            len(summary["errors"]), "".join("\n  error: %s" % e for e in summary["errors"])))
+        _record(cfg, summary, log)
+        try:
+            clear_running(cfg["state_dir"])
+        except OSError as exc:
+            log("could not remove %s: %s" % (os.path.join(cfg["state_dir"], RUNNING_FILE), exc))
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         os.close(lock_fd)
-    summary["finished_at"] = iso(utcnow())
-    summary["status"] = "ok" if not summary["errors"] else "failed"
-    summary["exit_code"] = EXIT_OK if summary["status"] == "ok" else EXIT_FAILED
-    log("run %s: %d artifacts, %d pruned, %s%d errors%s" % (
-        summary["status"], len(summary["artifacts"]), len(summary["pruned"]),
-        "%d archived WAL segments removed, " % summary["wal_cleanup"]["removed"] if summary["wal_cleanup"] else "",
-        len(summary["errors"]), "".join("\n  error: %s" % e for e in summary["errors"])))
+    return summary
+
+
+def _take_over(cfg, summary, log):
+    """Report a run that died without finishing (its ``running.json`` is still there); mark this one as running."""
+    previous = read_running(cfg["state_dir"])
+    if previous is not None:
+        summary["previous_run"] = dict(previous, died=True)
+        message = died_message(previous)
+        log(message)
+        summary["warnings"].append(message)
     try:
-        makedirs(cfg["state_dir"])
-        write_json_atomic(os.path.join(cfg["state_dir"], LAST_RUN_FILE), summary)
+        mark_running(cfg["state_dir"], {"pid": os.getpid(), "started_at": summary["started_at"], "name": cfg["name"],
+                                        "config": summary["config"], "host": summary["host"]})
+    except OSError as exc:
+        message = "cannot write %s: %s (a run that dies will not be noticed)" % (os.path.join(cfg["state_dir"], RUNNING_FILE), exc)
+        log(message)
+        summary["warnings"].append(message)
+
+
+def _run_with_timeout(run, summary):
+    """:func:`run_schedule` with SIGTERM/SIGHUP/SIGINT and ``run_timeout`` turned into :class:`Terminated`."""
+    handlers = dict((signum, signal.signal(signum, on_signal)) for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
+    alarm = start_timeout(run.cfg["run_timeout"], "the run timed out (run_timeout %d s)" % run.cfg["run_timeout"])
+    try:
+        run_schedule(run, summary)
+    except Terminated as exc:  # between the steps that handle it themselves
+        summary["errors"].append("%s; the run did not finish" % exc.reason)
+    finally:
+        stop_timeout(alarm)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _record(cfg, summary, log):
+    """Write ``summary`` to ``last-run.json``; a run that cannot is failed (a skipped one stays skipped)."""
+    try:
+        write_last_run(cfg["state_dir"], summary)
     except OSError as exc:
         message = "could not write %s: %s" % (os.path.join(cfg["state_dir"], LAST_RUN_FILE), exc)
         log(message)
         summary["errors"].append(message)
-        summary["status"] = "failed"
-        summary["exit_code"] = EXIT_FAILED
+        if summary["status"] != "skipped":
+            summary["status"] = "failed"
+            summary["exit_code"] = EXIT_FAILED
     return summary
 
 
@@ -252,7 +296,7 @@ def run_schedule(run, summary):
         else:
             _run_dumps(run)
     except Terminated as exc:
-        run.fail("the runner was stopped by signal %d; nothing was pruned" % exc.args[0])
+        run.fail("%s; nothing was pruned" % exc.reason)
     except Exception as exc:  # pylint: disable=broad-except
         # Never leave the caller without a summary: report the bug as a failed run.
         run.fail("internal error in the dump runner %s: %s" % (RUNNER_VERSION, clean_exc(exc)))

@@ -93,6 +93,12 @@ def test_validate_accepts_a_partial_config_like_the_module_writes():
     ({'exclude_databases': 'x'}, 'exclude_databases must be a list'),
     ({'globals': 'yes'}, 'globals must be true or false'),
     ({'lock_wait': -1}, 'lock_wait must be'),
+    ({'lock_timeout': 0}, 'lock_timeout must be'),
+    ({'lock_timeout': 1.5}, 'lock_timeout must be'),
+    ({'lock_timeout': True}, 'lock_timeout must be'),
+    ({'run_timeout': 0}, 'run_timeout must be'),
+    ({'run_timeout': -5}, 'run_timeout must be'),
+    ({'run_timeout': 'forever'}, 'run_timeout must be'),
     ({'lock_file': 'rel.lock'}, 'lock_file must be an absolute path'),
     ({'log_file': 'x.log'}, 'log_file must be an absolute path'),
     ({'pg_bin': 'bin'}, 'pg_bin must be'),
@@ -197,3 +203,9 @@ def test_base_artifact_names():
     assert (parsed['db'], parsed['kind'], parsed['stamp']) == ('base', 'dump', '20260618T030000Z')
     assert naming.parse_partial_name(naming.partial_name(name, 99)) == (name, 99)
     assert naming.manifest_name('base', NOW) == 'base-20260618T030000Z.manifest.json'
+
+
+def test_no_run_waits_forever_by_default():
+    cfg = config.build_config('nightly', '/srv/backups')
+    assert cfg['lock_timeout'] == 300 and cfg['run_timeout'] == 6 * 3600
+    assert config.validate_config(dict(cfg, lock_timeout=1, run_timeout=1)) == []

@@ -18,7 +18,7 @@ import os
 
 from .basebackup import take_base_backup
 from .dump import dump_directory, dump_stream
-from .fsutil import json_bytes, remove_path, write_atomic, write_json_atomic
+from .fsutil import json_bytes, try_remove, write_atomic, write_json_atomic
 from .hashing import StreamDigest
 from .log import clean_exc, fs_hint
 from .manifest import ROLE_PASSWORDS_NOTE, new_base_manifest, new_manifest, public
@@ -127,9 +127,8 @@ def _publish(run, tmp, final, manifest_path, manifest, outcome):
 
 def _discard(run, path, later="the next run removes it"):
     """Remove what a failed artifact left; where that is impossible too, say so."""
-    try:
-        remove_path(path)
-    except OSError as exc:
+    exc = try_remove(path)
+    if exc is not None:
         message = "could not remove %s either: %s (%s)" % (path, exc, later)
         run.log(message)
         run.warnings.append(message)

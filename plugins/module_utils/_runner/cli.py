@@ -30,7 +30,23 @@ from .run import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, locked_run
 from .walarchive import PROGRAM as WAL_ARCHIVE, ArchiveError, archive_segment, load_archive_config
 
 
-def _dump_arguments(argv):
+def _start(parser, load, argv):
+    """Parse the command line and load ``--config`` with ``load``: ``(args, config, errors, exit code or None)``.
+
+    The exit code is 0 after ``--version``/``--help`` and 2 for a bad command
+    line (args None) or a bad config (each error said on stderr).
+    """
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return None, None, [], EXIT_OK if exc.code in (0, None) else EXIT_BAD_CONFIG
+    cfg, errors = load(args.config)
+    for error in errors:
+        sys.stderr.write("%s: bad config %s: %s\n" % (parser.prog, args.config, error))
+    return args, cfg, errors, EXIT_BAD_CONFIG if errors else None
+
+
+def _dump_parser():
     parser = argparse.ArgumentParser(
         prog="dbfleet-pg-dump", description="dbfleet.postgresql host-side pg_dump runner (installed by pg_dump_schedule)")
     parser.add_argument("--config", required=True, help="JSON config written by the pg_dump_schedule module")
@@ -38,7 +54,7 @@ def _dump_arguments(argv):
     parser.add_argument("--quiet", action="store_true", help="do not copy log lines to stderr")
     parser.add_argument("--dry-run", action="store_true", help="show what would be dumped and pruned; write nothing")
     parser.add_argument("--version", action="version", version="%(prog)s " + RUNNER_VERSION)
-    return parser.parse_args(argv)
+    return parser
 
 
 def _emit(summary, as_json):
@@ -49,14 +65,10 @@ def _emit(summary, as_json):
 
 def dump_main(argv=None):
     """``dbfleet-pg-dump``: run the schedule named by ``--config``; return the exit code."""
-    try:
-        args = _dump_arguments(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:
-        return EXIT_OK if exc.code in (0, None) else EXIT_BAD_CONFIG
-    cfg, errors = load_config(args.config)
+    args, cfg, errors, code = _start(_dump_parser(), load_config, argv)
+    if args is None:
+        return code
     if errors:
-        for error in errors:
-            sys.stderr.write("dbfleet pg_dump runner: bad config %s: %s\n" % (args.config, error))
         _emit({"status": "failed", "name": None, "started_at": iso(utcnow()), "finished_at": iso(utcnow()),
                "artifacts": [], "pruned": [], "errors": ["bad config %s: %s" % (args.config, e) for e in errors],
                "runner_version": RUNNER_VERSION, "exit_code": EXIT_BAD_CONFIG}, args.json)
@@ -82,14 +94,14 @@ def dump_main(argv=None):
     return summary["exit_code"]
 
 
-def _wal_archive_arguments(argv):
+def _wal_archive_parser():
     parser = argparse.ArgumentParser(
         prog=WAL_ARCHIVE, description="dbfleet.postgresql WAL archiver: PostgreSQL's archive_command (%p %f)")
     parser.add_argument("--config", required=True, help="JSON config naming archive_dir")
     parser.add_argument("path", help="%%p: the segment's path, relative to the data directory")
     parser.add_argument("name", help="%%f: the segment's file name")
     parser.add_argument("--version", action="version", version="%(prog)s " + RUNNER_VERSION)
-    return parser.parse_args(argv)
+    return parser
 
 
 def wal_archive_main(argv=None):
@@ -98,15 +110,9 @@ def wal_archive_main(argv=None):
     Silent on success; anything else is said on stderr, which PostgreSQL
     writes to its log, and the exit status is non-zero so it retries.
     """
-    try:
-        args = _wal_archive_arguments(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:
-        return EXIT_OK if exc.code in (0, None) else EXIT_BAD_CONFIG
-    cfg, errors = load_archive_config(args.config)
-    if errors:
-        for error in errors:
-            sys.stderr.write("%s: bad config %s: %s\n" % (WAL_ARCHIVE, args.config, error))
-        return EXIT_BAD_CONFIG
+    args, cfg, _errors, code = _start(_wal_archive_parser(), load_archive_config, argv)
+    if code is not None:
+        return code
     try:
         outcome, sentence = archive_segment(args.path, args.name, cfg["archive_dir"])
     except ArchiveError as exc:

@@ -17,6 +17,7 @@ import os
 import re
 
 from .compression import COMPRESSIONS, FORMATS, LEVEL_RANGE
+from .fsutil import read_json_object
 from .libpq import SSL_MODES
 from .naming import BASE_NAME, GLOBALS_NAME, db_name_problem, has_control_character
 
@@ -352,14 +353,9 @@ def _validate_s3(s3):
 
 def load_config(path):
     """Read a JSON config file; return ``(config, errors)`` (config is None on errors)."""
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        return None, ["cannot read config %s: %s" % (path, exc)]
-    if not isinstance(data, dict):
-        return None, ["config %s must contain a JSON object" % path]
-    data = dict(data)
+    data, problem = read_json_object(path, "config ")
+    if problem:
+        return None, [problem]
     name = data.pop("name", None)
     dest = data.pop("dest", None)
     cfg = build_config(name, dest, **data)

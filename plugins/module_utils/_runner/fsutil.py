@@ -65,6 +65,27 @@ def remove_path(path):
         os.unlink(path)
 
 
+def try_remove(path):
+    """:func:`remove_path`, for clean-up after a failure: returns the OSError instead of raising it (None when removed)."""
+    try:
+        remove_path(path)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def read_json_object(path, what=""):
+    """Read a JSON object from ``path``: ``(dict, None)``, or ``(None, what is wrong)`` (``what``: e.g. ``"config "``)."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        return None, "cannot read %s%s: %s" % (what, path, exc)
+    if not isinstance(data, dict):
+        return None, "%s%s must contain a JSON object" % (what, path)
+    return data, None
+
+
 def create_exclusive(path, mode):
     """Open a new file ``path`` for writing (O_EXCL, O_NOFOLLOW); return the fd.
 
@@ -102,10 +123,7 @@ def write_atomic(path, data, mode=0o640, uid=None, gid=None):
             os.close(fd)
         os.rename(tmp, path)
     except BaseException:
-        try:
-            remove_path(tmp)
-        except OSError:
-            pass
+        try_remove(tmp)
         raise
     fsync_dir(directory)
 

@@ -14,10 +14,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
-from .fsutil import makedirs, remove_path, write_json_atomic
+from .fsutil import makedirs, read_json_object, remove_path, write_json_atomic
 from .locking import pid_alive
 
 LAST_RUN_FILE = "last-run.json"
@@ -25,12 +24,7 @@ RUNNING_FILE = "running.json"
 
 
 def _read(path):
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_object(path)[0]
 
 
 def write_last_run(state_dir, summary):

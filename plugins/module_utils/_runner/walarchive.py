@@ -17,12 +17,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import json
 import os
 import shlex
 import stat
 
-from .fsutil import create_exclusive, fsync_dir, remove_path, write_all
+from .fsutil import create_exclusive, fsync_dir, read_json_object, remove_path, try_remove, write_all
 from .hashing import READ_CHUNK, StreamDigest, hash_file
 from .naming import has_control_character
 
@@ -69,13 +68,9 @@ def segment_name_problem(name):
 
 def load_archive_config(path):
     """Read the archiver's JSON config; return ``(config, errors)`` (config None on errors)."""
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        return None, ["cannot read config %s: %s" % (path, exc)]
-    if not isinstance(data, dict):
-        return None, ["config %s must contain a JSON object" % path]
+    data, problem = read_json_object(path, "config ")
+    if problem:
+        return None, [problem]
     errors = ["unknown config key %r" % (key,) for key in sorted(set(data) - set(CONFIG_KEYS))]
     archive_dir = data.get("archive_dir")
     if (not isinstance(archive_dir, str) or not archive_dir.startswith("/") or archive_dir == "/" or "\0" in archive_dir
@@ -112,10 +107,7 @@ def archive_segment(source, name, archive_dir):
             remove_path(tmp)
             return _same_as_archived(source, target)
     except BaseException:
-        try:
-            remove_path(tmp)
-        except OSError:
-            pass
+        try_remove(tmp)
         raise
     fsync_dir(archive_dir)
     return "archived", "archived %s (%d bytes, sha256 %s)" % (target, digest.size, digest.hexdigest())

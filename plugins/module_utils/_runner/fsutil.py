@@ -86,32 +86,38 @@ def read_json_object(path, what=""):
     return data, None
 
 
-def create_exclusive(path, mode):
+def create_exclusive(path, mode, dir_fd=None):
     """Open a new file ``path`` for writing (O_EXCL, O_NOFOLLOW); return the fd.
 
     ``path`` is a temp name only this writer uses (one carrying our pid, see
     :func:`partial_name`, or a segment's temp name in the WAL archive): one
     that exists already is a dead writer's leftover, and is replaced once.
+    ``dir_fd``: ``path`` is a name in that open directory.
     """
     try:
-        return os.open(path, _CREATE_FLAGS, mode)
+        return os.open(path, _CREATE_FLAGS, mode, dir_fd=dir_fd)
     except FileExistsError:
-        os.unlink(path)
-        return os.open(path, _CREATE_FLAGS, mode)
+        os.unlink(path, dir_fd=dir_fd)
+        return os.open(path, _CREATE_FLAGS, mode, dir_fd=dir_fd)
 
 
-def write_atomic(path, data, mode=0o640, uid=None, gid=None):
+def write_atomic(path, data, mode=0o640, uid=None, gid=None, dir_fd=None):
     """Replace ``path`` with the bytes ``data``, atomically and durably.
 
     A temp file ``.{name}.partial-{pid}`` in the same directory is created
     with O_EXCL|O_NOFOLLOW, gets its owner (``uid``/``gid``, None = unchanged)
     and ``mode`` before any data is written, is fsync'd and renamed over
     ``path``; then the directory is fsync'd.  On any error the temp file is
-    removed and the exception raised; ``path`` is then untouched.
+    removed and the exception raised; ``path`` is then untouched.  A
+    setuid/setgid ``mode`` is refused.  ``dir_fd``: ``path`` is a name in that
+    open directory, and every step works on that fd (for a caller that reached
+    the directory without following untrusted symlinks).
     """
+    if mode & (stat.S_ISUID | stat.S_ISGID):
+        raise ValueError("refusing to write %s with a setuid/setgid mode %o" % (path, mode))
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, partial_name(os.path.basename(path)))
-    fd = create_exclusive(tmp, mode)
+    fd = create_exclusive(tmp, mode, dir_fd)
     try:
         try:
             if uid is not None or gid is not None:
@@ -121,11 +127,17 @@ def write_atomic(path, data, mode=0o640, uid=None, gid=None):
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, path)
+        os.rename(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        try_remove(tmp)
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
         raise
-    fsync_dir(directory)
+    if dir_fd is None:
+        fsync_dir(directory)
+    else:
+        os.fsync(dir_fd)
 
 
 def json_bytes(data):

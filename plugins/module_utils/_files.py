@@ -25,6 +25,8 @@ import errno
 import os
 import stat
 
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import fsutil
+
 BACKUP_ROOT = '/var/lib/dbfleet/backups'
 _MAX_SYMLINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
@@ -232,38 +234,18 @@ def _kind(mode):
 
 
 def write_file(path, data, uid, gid, mode):
-    """Atomically replace ``path`` with ``data``, owned ``uid:gid`` with ``mode`` (setuid/setgid bits refused).
+    """Atomically replace ``path`` with ``data``, owned ``uid:gid`` with ``mode`` (setuid/setgid refused).
 
-    The temporary file is created in the target's directory (reached with :func:`open_dir`) with
-    ``O_EXCL | O_NOFOLLOW``; owner and mode are set on its fd before any byte is written; it is
-    fsync'd, renamed over the target, and the directory fsync'd.
+    The directory is reached with :func:`open_dir`; the write itself is the runner's atomic write
+    (temporary file with ``O_EXCL | O_NOFOLLOW``, owner and mode set on its fd before any byte,
+    fsync, rename, directory fsync), working on that directory's fd.
     """
     if mode & (stat.S_ISUID | stat.S_ISGID):
         raise UnsafePath('refusing to write %s with a setuid/setgid mode %o' % (path, mode))
     directory, name = os.path.split(path)
     dfd = open_dir(directory)
-    tmp = '.%s.dbfleet-%d' % (name, os.getpid())
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600,
-                     dir_fd=dfd)
-        try:
-            try:
-                os.fchown(fd, uid, gid)
-                os.fchmod(fd, mode)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=dfd)
-            except OSError:
-                pass
-            raise
-        os.fsync(dfd)
+        fsutil.write_atomic(name, data, mode, uid, gid, dir_fd=dfd)
     finally:
         os.close(dfd)
 

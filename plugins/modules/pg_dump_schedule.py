@@ -308,13 +308,14 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres impor
     find_pg_tool,
     passfile_line,
     postgres_common_argument_spec,
-    psql_query,
 )
 from ansible_collections.dbfleet.postgresql.plugins.module_utils import _desired
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import UnsafePath
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import PgQueryError, run_statements
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner import config as runner_config
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.program import build_program
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule
+
 
 def validate(module, params):
     """Reject bad input before anything is looked at or written."""
@@ -390,10 +391,10 @@ def build_config(params, paths, connection):
 def check_server(module, params, connection):
     """Connect as the runner will; refuse a replica whose recovery may cancel a long dump."""
     try:
-        rows = psql_query(module, "SELECT pg_is_in_recovery(), current_setting('hot_standby_feedback'), "
-                                  "current_setting('max_standby_streaming_delay')",
-                          connection, params['login_password'], run_as=params['run_as'])
-    except PgError as exc:
+        rows = run_statements(module, connection, [("SELECT pg_is_in_recovery(), current_setting('hot_standby_feedback'), "
+                                                    "current_setting('max_standby_streaming_delay')", None)],
+                              password=params['login_password'], run_as=params['run_as'])[0]['rows']
+    except PgQueryError as exc:
         if module.check_mode:
             # In a plan the role or password may be created by an earlier task that did not run either.
             module.warn('could not check the connection the dumps will use (%s); a real run refuses to install '
@@ -401,8 +402,7 @@ def check_server(module, params, connection):
             return None
         module.fail_json(msg='pg_dump_schedule %s: checked the connection the dumps will use and it failed, so no '
                              'schedule was installed: %s' % (params['name'], exc))
-    in_recovery, feedback, delay = rows[0]
-    is_replica = in_recovery == 't'
+    is_replica, feedback, delay = rows[0]
     # A base backup from a standby is not cancelled by recovery; a long pg_dump can be.
     if is_replica and params['kind'] == 'dump' and not params['allow_replica'] and feedback != 'on' and delay != '-1':
         module.fail_json(msg='pg_dump_schedule %s: this server is a streaming replica with hot_standby_feedback=%s and '
@@ -415,7 +415,11 @@ def check_server(module, params, connection):
 
 
 def run_now(module, params, paths, command):
-    rc, out, err = module.run_command(as_user(command[:-1] + ['--json'], params['run_as']), cwd='/')
+    try:
+        argv = as_user(command[:-1] + ['--json'], params['run_as'])
+    except PgError as exc:
+        module.fail_json(msg='pg_dump_schedule %s: %s' % (params['name'], exc))
+    rc, out, err = module.run_command(argv, cwd='/')
     try:
         summary = json.loads(out)
     except ValueError:

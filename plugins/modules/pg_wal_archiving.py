@@ -96,6 +96,7 @@ files:
 '''
 
 import json
+import os
 import sys
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils import _desired
@@ -182,6 +183,8 @@ def main():
 
     config = json.dumps(dict(archive_dir=params['archive_dir']), indent=2, sort_keys=True).encode('utf-8') + b'\n'
     items = [
+        _desired.DesiredDir(os.path.dirname(params['program_path']), mode=0o755),
+        _desired.DesiredDir(os.path.dirname(params['config_path']), mode=0o755),
         _desired.DesiredDir(params['archive_dir'], owner=params['run_as'], mode=0o750),
         _desired.DesiredFile(params['program_path'], program.build_program('dbfleet-wal-archive', sys.executable),
                              mode=0o755, shown=False),

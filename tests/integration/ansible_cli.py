@@ -63,8 +63,8 @@ def _parse(proc):
     return run
 
 
-def run_playbook(lab, playbook, *args, extra_vars=None, timeout=600):
-    argv = [os.path.join(BIN, 'ansible-playbook'), '-i', lab.inventory, os.path.join(lab.repo, playbook)] + list(args)
+def run_playbook(lab, playbook, *args, extra_vars=None, timeout=600, inventory=None):
+    argv = [os.path.join(BIN, 'ansible-playbook'), '-i', inventory or lab.inventory, os.path.join(lab.repo, playbook)] + list(args)
     if extra_vars:
         argv += ['-e', json.dumps(extra_vars)]
     proc = subprocess.run(argv, cwd=lab.repo, env=_env(lab.repo), capture_output=True, text=True, timeout=timeout, check=False)

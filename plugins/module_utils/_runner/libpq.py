@@ -71,7 +71,9 @@ def private_passfile(source):
     path = os.path.join(directory, "pgpass")
     out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.write(out, b"".join(chunks))
+        view = memoryview(b"".join(chunks))
+        while view:
+            view = view[os.write(out, view):]
     finally:
         os.close(out)
     return path

@@ -154,8 +154,10 @@ class DumpRun:
     def select_databases(self):
         """The databases this run dumps (None when the server cannot be asked); every other one goes into ``not_dumped``.
 
-        Nothing is left out in silence: a template or a database that refuses
-        connections is named in a warning, an excluded one in the log.  A name
+        Nothing is left out in silence: every database left out is in
+        ``not_dumped`` with the reason; a user database that refuses
+        connections is also a warning, a template or an excluded one is
+        logged.  A name
         found on the server that cannot be a file name is not dumped: a warning
         when it holds a control character (it cannot even be excluded), an
         error otherwise (exclude it or rename it).

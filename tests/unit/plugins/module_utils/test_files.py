@@ -120,11 +120,12 @@ def test_backup_copy_skips_what_is_not_a_regular_file(tmp_path):
 
 def test_write_file_sets_owner_and_mode_before_content(tmp_path, postgres):
     target = tmp_path / 'conf'
-    os.symlink('/etc/passwd', tmp_path / ('.conf.dbfleet-%d' % os.getpid()))  # a planted temp name
-    with pytest.raises(OSError):
-        _files.write_file(str(target), b'x', 0, postgres.pw_gid, 0o640)
-    os.unlink(tmp_path / ('.conf.dbfleet-%d' % os.getpid()))
+    planted = tmp_path / ('.conf.partial-%d' % os.getpid())  # the temporary name, planted as a link
+    os.symlink('/etc/passwd', planted)
+    passwd = open('/etc/passwd', 'rb').read()
     _files.write_file(str(target), b'secret', 0, postgres.pw_gid, 0o640)
+    # The link was replaced, never written through.
+    assert open('/etc/passwd', 'rb').read() == passwd and not os.path.lexists(planted)
     info = os.lstat(target)
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (0, postgres.pw_gid, 0o640)
     with pytest.raises(_files.UnsafePath, match='setuid'):

@@ -15,7 +15,7 @@ description:
   - Works the same on Debian/Ubuntu clusters (C(pg_ctlcluster)), RHEL-family hosts with PGDG packages
     (C(/usr/pgsql-N/bin), C(/var/lib/pgsql/N/data), systemd C(postgresql-N)) and clusters made by hand with
     C(initdb), whose binaries need not be on C(PATH).
-  - Never prompts for a password and never waits longer than O(connect_timeout) seconds for a server: a host
+  - Never prompts for a password and never waits longer than O(connect_timeout) seconds for a server. A host
     whose local connections need a password fails at once with a message naming the variables to set.
   - Changes nothing, in any mode.
 extends_documentation_fragment:

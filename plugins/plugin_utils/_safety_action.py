@@ -21,7 +21,6 @@ from ansible.vars.plugins import get_vars_from_inventory_sources, get_vars_from_
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import MODES, strictest_mode
 
-SAFETY_VARS = ('dbfleet_mode', 'dbfleet_deny_paths')
 
 def _search_path(task, loader):
     if task is None:
@@ -59,7 +58,7 @@ def inventory_vars(variable_manager, loader, host_name, task=None):
         return data
 
     loaders = {
-        'all_inventory': lambda: all_group.get_vars(),
+        'all_inventory': all_group.get_vars,
         'groups_inventory': lambda: get_group_vars(groups),
         'all_plugins_inventory': lambda: plugins_inventory([all_group]),
         'all_plugins_play': lambda: plugins_play([all_group]),

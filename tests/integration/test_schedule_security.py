@@ -153,8 +153,8 @@ def test_file_stat_never_hangs_on_a_fifo_or_follows_a_planted_link(sec_lab):
                  'ln -s /etc/hostname app_prod-20261201T050000Z.dump && '
                  'ln -s /etc/shadow app_prod-20261130T030000Z.manifest.json')
     started = time.monotonic()
-    newest = host_results(run_module(sec_lab, HOST, FILE_STAT, dict(pattern='/srv/fifo-test/app_prod-*', checksum=True,
-                                                                     validate='pg_archive'), timeout=120))[HOST]
+    args = dict(pattern='/srv/fifo-test/app_prod-*', checksum=True, validate='pg_archive')
+    newest = host_results(run_module(sec_lab, HOST, FILE_STAT, args, timeout=120))[HOST]
     assert time.monotonic() - started < 60
     # The FIFO and the symlink are never candidates; the real dump is, and its symlinked manifest is refused.
     assert newest['path'].endswith('20261130T030000Z.dump') and newest['valid'] is True
@@ -186,11 +186,9 @@ def test_file_stat_parsers_run_as_the_files_owner(sec_lab):
 def test_discovered_database_names_with_control_characters_are_named_and_skipped(sec_lab):
     sec_lab.psql(HOST, 'DROP DATABASE IF EXISTS "app_prod\n"; CREATE DATABASE "app_prod\n"')
     try:
-        result = host_results(run_module(sec_lab, HOST, SCHEDULE, _schedule(databases=['all'], run_now=True,
-                                                                             login_host=None, login_user=None,
-                                                                             login_password=None, s3_bucket=None,
-                                                                             s3_endpoint_url=None, s3_access_key=None,
-                                                                             s3_secret_key=None)))[HOST]
+        local = _schedule(databases=['all'], run_now=True, login_host=None, login_user=None, login_password=None,
+                          s3_bucket=None, s3_endpoint_url=None, s3_access_key=None, s3_secret_key=None)
+        result = host_results(run_module(sec_lab, HOST, SCHEDULE, local))[HOST]
     finally:
         sec_lab.psql(HOST, 'DROP DATABASE IF EXISTS "app_prod\n"')
     run = result['run']

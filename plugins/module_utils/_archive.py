@@ -226,6 +226,7 @@ def pg_restore_list(path, pg_restore, compression=None):
         words = proc.stderr.decode('utf-8', 'replace').strip() or 'exit status %d' % proc.returncode
         raise ArchiveError('pg_restore --list cannot read %s: %s' % (path, words))
     listing = _parse_listing(proc.stdout.decode('utf-8', 'replace'))
-    if listing['entries'] == 0:
-        raise ArchiveError('pg_restore --list read %s but found no entries in it' % path)
+    # An empty database's dump lists no entries; a readable archive always has its header.
+    if 'format' not in listing:
+        raise ArchiveError('pg_restore --list read %s but printed no archive header: not a pg_dump archive' % path)
     return listing

@@ -25,7 +25,7 @@ extends_documentation_fragment:
 options:
   path:
     description:
-      - The file (or directory-format dump) to look at.
+      - The file (or directory-format dump, or base backup directory) to look at.
       - Mutually exclusive with O(pattern).
     type: path
   pattern:
@@ -37,8 +37,8 @@ options:
     type: str
   checksum:
     description:
-      - Compute the SHA-256 of the file, streamed in one pass (for a directory-format dump, a SHA-256 over the
-        sorted C(sha256sum)-style listing of its files).
+      - Compute the SHA-256 of the file, streamed in one pass (for a directory-format dump or a base backup, a
+        SHA-256 over the sorted C(sha256sum)-style listing of its files).
     type: bool
     default: false
   max_age:
@@ -55,7 +55,8 @@ options:
     type: float
   validate:
     description:
-      - V(pg_archive) checks the file is a readable PostgreSQL dump (see the description).
+      - V(pg_archive) checks the file is a readable PostgreSQL dump (see the description); for a base backup, that
+        its C(backup_manifest) is PostgreSQL's and every compressed tar file's stream is intact.
     type: str
     choices: [none, pg_archive]
     default: none
@@ -124,11 +125,11 @@ path:
   type: str
   sample: /srv/backups/app_prod-20261122T030000Z.dump.zst
 is_dir:
-  description: Whether the path is a directory-format dump.
+  description: Whether the path is a directory (a directory-format dump or a base backup).
   returned: when found
   type: bool
 size:
-  description: Size in bytes (for a directory-format dump, the sum of its files).
+  description: Size in bytes (for a directory, the sum of its files).
   returned: when found
   type: int
 size_human:
@@ -223,13 +224,41 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
 )
 
 
-def _is_dump_dir(path):
-    """A real (not symlinked) directory holding a directory-format dump's toc.dat."""
+def _dir_kind(path):
+    """'dump' for a directory-format dump (toc.dat), 'basebackup' for a base backup (backup_manifest), else None.
+
+    Only a real directory counts (not a symlink), holding the marker as a regular file.
+    """
     info = lstat_or_none(path)
     if info is None or not stat.S_ISDIR(info.st_mode):
-        return False
-    toc = lstat_or_none(os.path.join(path, 'toc.dat'))
-    return toc is not None and stat.S_ISREG(toc.st_mode)
+        return None
+    for marker, kind in (('toc.dat', 'dump'), ('backup_manifest', 'basebackup')):
+        found = lstat_or_none(os.path.join(path, marker))
+        if found is not None and stat.S_ISREG(found.st_mode):
+            return kind
+    return None
+
+
+def _is_dump_dir(path):
+    return _dir_kind(path) is not None
+
+
+def _basebackup_validity(path, result):
+    """A base backup's backup_manifest is PostgreSQL's, and every compressed tar's stream is intact."""
+    try:
+        data = json.loads(read_regular(os.path.join(path, 'backup_manifest'), 256 * 1024 * 1024).decode('utf-8'))
+    except (OSError, ValueError, UnsafePath) as exc:
+        return '%s: its backup_manifest cannot be read (%s): the base backup is incomplete' % (path, exc)
+    if not isinstance(data, dict) or 'PostgreSQL-Backup-Manifest-Version' not in data or not data.get('WAL-Ranges'):
+        return '%s: backup_manifest is not a PostgreSQL backup manifest with WAL ranges' % path
+    names = sorted(name for name in os.listdir(path) if name != 'backup_manifest')
+    for name in names:
+        scan = scan_file(os.path.join(path, name), inspect=True)
+        if scan['stream_error']:
+            return '%s: %s' % (os.path.join(path, name), scan['stream_error'])
+    result['archive'] = dict(format='BASEBACKUP', files=names, entries=len(data.get('Files') or []),
+                             wal_ranges=data.get('WAL-Ranges'))
+    return None
 
 
 def _dir_stats(path, checksum):
@@ -288,6 +317,8 @@ def _validate(module, path, is_dir, scan, result):
     """Fill result['archive'] and return a violation sentence, or None when the archive is readable."""
     pg_restore = find_pg_tool('pg_restore', module.params['pg_restore'])
     try:
+        if is_dir and _dir_kind(path) == 'basebackup':
+            return _basebackup_validity(path, result)
         if is_dir:
             result['archive'] = pg_restore_list(path, pg_restore)
             return None
@@ -390,8 +421,9 @@ def main():
         elif stat.S_ISLNK(info.st_mode):
             module.fail_json(msg='%s is a symlink: file_stat looks only at the file itself (give its real path)' % path)
         elif stat.S_ISDIR(info.st_mode) and not _is_dump_dir(path):
-            module.fail_json(msg='%s is a directory, not a file: give a file, a directory-format dump (one with toc.dat) '
-                                 'or use pattern to pick the newest file inside' % path)
+            module.fail_json(msg='%s is a directory, not a file: give a file, a directory-format dump (one with toc.dat), '
+                                 'a base backup (one with backup_manifest) or use pattern to pick the newest file inside'
+                                 % path)
         elif not stat.S_ISDIR(info.st_mode) and not stat.S_ISREG(info.st_mode):
             module.fail_json(msg='%s is not a regular file (a FIFO, socket or device): refused' % path)
 

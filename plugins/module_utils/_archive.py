@@ -90,6 +90,15 @@ def detect_format(head):
     return 'plain'
 
 
+def _open_checked(path):
+    """``(handle, identity)``: ``path`` opened safely, and who its parsers run as."""
+    try:
+        handle = _files.open_regular(path)
+    except _files.UnsafePath as exc:
+        raise ArchiveError(str(exc))
+    return handle, parser_identity(os.fstat(handle.fileno()))
+
+
 def scan_file(path, checksum=False, inspect=False):
     """Read ``path`` at most once (opened safely: see the module docstring).
 
@@ -97,12 +106,8 @@ def scan_file(path, checksum=False, inspect=False):
     ``head``/``tail`` of the *decompressed* content plus ``stream_error`` when the compressed stream
     is damaged (decompression runs over the whole file in the same pass as the hash).
     """
-    try:
-        handle = _files.open_regular(path)
-    except _files.UnsafePath as exc:
-        raise ArchiveError(str(exc))
+    handle, identity = _open_checked(path)
     with handle:
-        identity = parser_identity(os.fstat(handle.fileno()))
         head = os.pread(handle.fileno(), HEAD_BYTES, 0)
         compression = detect_compression(head)
         result = {'compression': compression, 'sha256': None, 'head': head, 'tail': b'', 'stream_error': None}
@@ -201,12 +206,8 @@ def pg_restore_list(path, pg_restore, compression=None):
         proc = subprocess.run([pg_restore, '--list', path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
                               cwd='/', **_as(identity))
     else:
-        try:
-            handle = _files.open_regular(path)
-        except _files.UnsafePath as exc:
-            raise ArchiveError(str(exc))
+        handle, identity = _open_checked(path)
         with handle:
-            identity = parser_identity(os.fstat(handle.fileno()))
             if compression:
                 decompress = subprocess.Popen(DECOMPRESS_COMMANDS[compression], stdin=handle, stdout=subprocess.PIPE,
                                               stderr=subprocess.DEVNULL, cwd='/', **_as(identity))

@@ -204,6 +204,7 @@ import os
 import stat
 import time
 
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _look
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import (
     ArchiveError,
     detect_format,
@@ -216,12 +217,7 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres impor
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.hashing import hash_tree, tree_size
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.naming import manifest_name, parse_artifact_name
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule, glob_static_prefix
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
-    format_duration,
-    format_size,
-    parse_duration,
-    parse_size,
-)
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import format_duration, format_size
 
 
 def _dir_kind(path):
@@ -293,8 +289,8 @@ def _find(module, pattern, violations):
         module.fail_json(msg='pattern=%r must be an absolute path glob, e.g. /srv/backups/app_prod-*.dump*' % pattern)
     module.require_allowed_path(glob_static_prefix(pattern), 'pattern')
     skip_manifests = not pattern.endswith('.manifest.json')
-    found = []
-    horizon = time.time() + FUTURE_SLACK
+    candidates = []
+    now = time.time()
     for match in glob.glob(pattern):
         if skip_manifests and match.endswith('.manifest.json'):
             continue
@@ -302,15 +298,26 @@ def _find(module, pattern, violations):
         if info is None or not (stat.S_ISREG(info.st_mode) or _is_dump_dir(match)):
             continue  # symlinks, FIFOs, sockets and devices are never backups (nor a way to fail this check)
         module.require_allowed_path(match, 'pattern')
-        when = _when(match, info)
+        candidates.append((_when(match, info), match))
+    paths, future = newest_first(candidates, now)
+    violations.extend(future)
+    return paths
+
+
+def newest_first(candidates, now):
+    """``(paths, violations)``: the paths of ``(when, path)`` candidates, newest first, and a sentence for each one
+    stamped more than FUTURE_SLACK seconds after ``now``, which is set aside (sentences in the order given)."""
+    horizon = now + FUTURE_SLACK
+    found, violations = [], []
+    for when, path in candidates:
         if when > horizon:
             violations.append('%s is stamped %s, in the future: not counted as the newest backup (a wrong clock, or a '
                               'file that was not made by this host\'s dumps)'
-                              % (match, datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat()))
+                              % (path, datetime.datetime.fromtimestamp(when, datetime.timezone.utc).isoformat()))
             continue
-        found.append((when, match))
+        found.append((when, path))
     found.sort(reverse=True)
-    return [path for _when_, path in found]
+    return [path for _when_, path in found], violations
 
 
 def _validate(module, path, is_dir, scan, result):
@@ -392,10 +399,10 @@ def main():
     params = module.params
 
     try:
-        max_age = parse_duration(params['max_age'], 'max_age')
-        min_size = parse_size(params['min_size'], 'min_size')
+        limits = _look.parse_thresholds(params, [('max_age', 'duration'), ('min_size', 'size')])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
+    max_age, min_size = limits['max_age'], limits['min_size']
     drop_limit = params['max_size_drop_pct']
     if drop_limit is not None and not 0 <= drop_limit <= 100:
         module.fail_json(msg='max_size_drop_pct must be between 0 and 100 (got %s)' % drop_limit)
@@ -473,9 +480,7 @@ def main():
                 violations.append(problem)
 
     result['ok'] = not violations
-    if violations and params['fail_on_violation']:
-        module.fail_json(msg='; '.join(violations), **result)
-    module.exit_json(**result)
+    _look.exit_with_verdict(module, result)
 
 
 if __name__ == '__main__':

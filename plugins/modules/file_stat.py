@@ -199,78 +199,27 @@ ok:
 
 import datetime
 import glob
-import json
 import os
 import stat
 import time
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils import _look
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import (
-    ArchiveError,
-    detect_format,
-    pg_restore_list,
-    scan_file,
-    PLAIN_TRAILERS,
-)
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import UnsafePath, lstat_or_none, read_regular
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import lstat_or_none
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import find_pg_tool
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.hashing import hash_tree, tree_size
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.naming import manifest_name, parse_artifact_name
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.naming import parse_artifact_name
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule, glob_static_prefix
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import format_duration, format_size
-
-
-def _dir_kind(path):
-    """'dump' for a directory-format dump (toc.dat), 'basebackup' for a base backup (backup_manifest), else None.
-
-    Only a real directory counts (not a symlink), holding the marker as a regular file.
-    """
-    info = lstat_or_none(path)
-    if info is None or not stat.S_ISDIR(info.st_mode):
-        return None
-    for marker, kind in (('toc.dat', 'dump'), ('backup_manifest', 'basebackup')):
-        found = lstat_or_none(os.path.join(path, marker))
-        if found is not None and stat.S_ISREG(found.st_mode):
-            return kind
-    return None
-
-
-def _is_dump_dir(path):
-    return _dir_kind(path) is not None
-
-
-def _basebackup_validity(path, result):
-    """A base backup's backup_manifest is PostgreSQL's, and every compressed tar's stream is intact."""
-    try:
-        data = json.loads(read_regular(os.path.join(path, 'backup_manifest'), 256 * 1024 * 1024).decode('utf-8'))
-    except (OSError, ValueError, UnsafePath) as exc:
-        return '%s: its backup_manifest cannot be read (%s): the base backup is incomplete' % (path, exc)
-    if not isinstance(data, dict) or 'PostgreSQL-Backup-Manifest-Version' not in data or not data.get('WAL-Ranges'):
-        return '%s: backup_manifest is not a PostgreSQL backup manifest with WAL ranges' % path
-    names = sorted(name for name in os.listdir(path) if name != 'backup_manifest')
-    for name in names:
-        scan = scan_file(os.path.join(path, name), inspect=True)
-        if scan['stream_error']:
-            return '%s: %s' % (os.path.join(path, name), scan['stream_error'])
-    result['archive'] = dict(format='BASEBACKUP', files=names, entries=len(data.get('Files') or []),
-                             wal_ranges=data.get('WAL-Ranges'))
-    return None
-
-
-def _dir_stats(path, checksum):
-    """Size of a directory-format dump and, with ``checksum``, the runner's tree SHA-256 of it."""
-    if not checksum:
-        return tree_size(path), None
-    tree = hash_tree(path)
-    return tree.size, tree.hexdigest()
-
-
-def _entry_size(path):
-    return _dir_stats(path, False)[0] if _is_dump_dir(path) else os.lstat(path).st_size
-
-
-# A stamp this far ahead of the host clock is not "the newest dump" but a wrong clock or a planted file.
-FUTURE_SLACK = 300
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._verify.artifact import (
+    FUTURE_SLACK,
+    READ_ERRORS,
+    check_manifest,
+    dir_stats as _dir_stats,  # pylint: disable=unused-import  # tests call file_stat._dir_stats
+    entry_size,
+    is_dump_dir as _is_dump_dir,
+    measure,
+    shrink_pct,
+    validate_archive,
+)
 
 
 def _when(path, info):
@@ -318,64 +267,6 @@ def newest_first(candidates, now):
         found.append((when, path))
     found.sort(reverse=True)
     return [path for _when_, path in found], violations
-
-
-def _validate(module, path, is_dir, scan, result):
-    """Fill result['archive'] and return a violation sentence, or None when the archive is readable."""
-    pg_restore = find_pg_tool('pg_restore', module.params['pg_restore'])
-    try:
-        if is_dir and _dir_kind(path) == 'basebackup':
-            return _basebackup_validity(path, result)
-        if is_dir:
-            result['archive'] = pg_restore_list(path, pg_restore)
-            return None
-        if scan['stream_error']:
-            return '%s: %s' % (path, scan['stream_error'])
-        fmt = detect_format(scan['head'])
-        if fmt == 'plain':
-            result['archive'] = {'format': 'PLAIN'}
-            if any(trailer in scan['tail'] for trailer in PLAIN_TRAILERS):
-                return None
-            return ('%s is not a complete dump: it is neither a pg_restore archive nor a plain SQL dump ending with '
-                    "pg_dump's \"dump complete\" line (an interrupted dump, or an error message saved as a backup)" % path)
-        result['archive'] = pg_restore_list(path, pg_restore, scan['compression'])
-        return None
-    except ArchiveError as exc:
-        return str(exc)
-
-
-MANIFEST_LIMIT = 4 * 1024 * 1024
-
-
-def _check_manifest(path, size, sha256, mode, result):
-    """Compare the file with the runner's sidecar manifest; return violation sentences."""
-    parsed = parse_artifact_name(os.path.basename(path.rstrip('/')))
-    sidecar = os.path.join(os.path.dirname(path.rstrip('/')), manifest_name(parsed['db'], parsed['stamp'])) if parsed else None
-    if not sidecar or lstat_or_none(sidecar) is None:
-        if mode == 'required':
-            return ['%s has no manifest beside it (%s): it was not written by the dump runner, or its manifest was lost'
-                    % (path, sidecar or 'the name is not <db>-<UTC stamp>.<ext>')]
-        return []
-    try:
-        data = json.loads(read_regular(sidecar, MANIFEST_LIMIT).decode('utf-8'))
-        if not isinstance(data, dict):
-            raise ValueError('not a JSON object')
-    except (OSError, ValueError, UnsafePath) as exc:
-        return ['cannot read the manifest %s: %s' % (sidecar, exc)]
-    info = dict(path=sidecar, status=data.get('status'), size=data.get('size'), sha256=data.get('sha256'),
-                finished_at=data.get('finished_at'))
-    problems = []
-    if info['status'] != 'ok':
-        problems.append('the manifest %s says this dump %s: %s' % (sidecar, str(info['status']).upper(), data.get('error') or 'no reason given'))
-    if info['size'] != size:
-        problems.append('%s is %s bytes but its manifest says %s: the file was truncated or changed after the dump'
-                        % (path, size, info['size']))
-    if sha256 and info['sha256'] and sha256 != info['sha256']:
-        problems.append('%s has SHA-256 %s but its manifest says %s: the file is not the dump the manifest describes'
-                        % (path, sha256, info['sha256']))
-    info['matches'] = not problems
-    result['manifest'] = info
-    return problems
 
 
 def main():
@@ -435,19 +326,12 @@ def main():
             module.fail_json(msg='%s is not a regular file (a FIFO, socket or device): refused' % path)
 
     if path:
-        is_dir = _is_dump_dir(path)
         try:
             info = os.lstat(path)
-            scan = None
-            if is_dir:
-                size, sha256 = _dir_stats(path, params['checksum'])
-                compression = None
-            else:
-                size = info.st_size
-                scan = scan_file(path, checksum=params['checksum'], inspect=params['validate'] == 'pg_archive')
-                sha256, compression = scan['sha256'], scan['compression']
-        except (OSError, ArchiveError, UnsafePath) as exc:
+            measured = measure(path, checksum=params['checksum'], inspect=params['validate'] == 'pg_archive')
+        except READ_ERRORS as exc:
             module.fail_json(msg='cannot read %s: %s' % (path, exc), path=path)
+        is_dir, size, sha256, compression = measured['is_dir'], measured['size'], measured['sha256'], measured['compression']
         age = time.time() - info.st_mtime
         result.update(
             exists=True, path=path, is_dir=is_dir, size=size, size_human=format_size(size),
@@ -464,17 +348,22 @@ def main():
         if min_size is not None and size < min_size:
             violations.append('%s is %s, smaller than min_size %s' % (path, format_size(size), format_size(min_size)))
         if previous:
-            prev_size = _entry_size(previous)
+            prev_size = entry_size(previous)
             result['previous'] = dict(path=previous, size=prev_size, mtime=os.lstat(previous).st_mtime)
-            drop = round((prev_size - size) * 100.0 / prev_size, 2) if prev_size else 0.0
+            drop = shrink_pct(size, prev_size)
             result['size_drop_pct'] = drop
             if drop_limit is not None and drop > drop_limit:
                 violations.append('%s is %s, %.1f%% smaller than the previous %s (%s): a dump that shrinks this much usually '
                                   'means pg_dump failed mid-run' % (path, format_size(size), drop, previous, format_size(prev_size)))
         if params['manifest'] != 'ignore':
-            violations.extend(_check_manifest(path, size, sha256, params['manifest'], result))
+            manifest, problems = check_manifest(path, size, sha256, params['manifest'])
+            if manifest is not None:
+                result['manifest'] = manifest
+            violations.extend(problems)
         if params['validate'] == 'pg_archive':
-            problem = _validate(module, path, is_dir, scan, result)
+            archive, problem = validate_archive(path, measured, find_pg_tool('pg_restore', params['pg_restore']))
+            if archive is not None:
+                result['archive'] = archive
             result['valid'] = problem is None
             if problem:
                 violations.append(problem)

@@ -28,23 +28,53 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.hashing
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.naming import manifest_name, parse_artifact_name
 
 MANIFEST_LIMIT = 4 * 1024 * 1024
+BACKUP_MANIFEST_LIMIT = 256 * 1024 * 1024
 # A stamp this far ahead of the host clock is not "the newest dump" but a wrong clock or a planted file.
 FUTURE_SLACK = 300
 # What reading an artifact can raise: all of them mean "cannot read it", with words.
 READ_ERRORS = (OSError, ArchiveError, UnsafePath)
 
 
-def is_dump_dir(path):
-    """A real (not symlinked) directory holding a directory-format dump's toc.dat."""
+def dir_kind(path):
+    """'dump' for a directory-format dump (toc.dat), 'basebackup' for a base backup (backup_manifest), else None.
+
+    Only a real directory counts (not a symlink), holding the marker as a regular file.
+    """
     info = lstat_or_none(path)
     if info is None or not stat.S_ISDIR(info.st_mode):
-        return False
-    toc = lstat_or_none(os.path.join(path, 'toc.dat'))
-    return toc is not None and stat.S_ISREG(toc.st_mode)
+        return None
+    for marker, kind in (('toc.dat', 'dump'), ('backup_manifest', 'basebackup')):
+        found = lstat_or_none(os.path.join(path, marker))
+        if found is not None and stat.S_ISREG(found.st_mode):
+            return kind
+    return None
+
+
+def is_dump_dir(path):
+    """A real directory holding a directory-format dump or a base backup."""
+    return dir_kind(path) is not None
+
+
+def basebackup_validity(path):
+    """``(archive, problem)``: a base backup's backup_manifest is PostgreSQL's, and every compressed tar's stream is
+    intact (problem None when it is)."""
+    try:
+        data = json.loads(read_regular(os.path.join(path, 'backup_manifest'), BACKUP_MANIFEST_LIMIT).decode('utf-8'))
+    except (OSError, ValueError, UnsafePath) as exc:
+        return None, '%s: its backup_manifest cannot be read (%s): the base backup is incomplete' % (path, exc)
+    if not isinstance(data, dict) or 'PostgreSQL-Backup-Manifest-Version' not in data or not data.get('WAL-Ranges'):
+        return None, '%s: backup_manifest is not a PostgreSQL backup manifest with WAL ranges' % path
+    names = sorted(name for name in os.listdir(path) if name != 'backup_manifest')
+    for name in names:
+        scan = scan_file(os.path.join(path, name), inspect=True)
+        if scan['stream_error']:
+            return None, '%s: %s' % (os.path.join(path, name), scan['stream_error'])
+    return dict(format='BASEBACKUP', files=names, entries=len(data.get('Files') or []),
+                wal_ranges=data.get('WAL-Ranges')), None
 
 
 def dir_stats(path, checksum):
-    """Size of a directory (a dump or a base backup) and, with ``checksum``, the runner's tree SHA-256 of it."""
+    """Size of a directory-format dump (or base backup) and, with ``checksum``, the runner's tree SHA-256 of it."""
     if not checksum:
         return tree_size(path), None
     tree = hash_tree(path)
@@ -72,10 +102,12 @@ def measure(path, checksum=False, inspect=False, is_dir=None):
 
 
 def validate_archive(path, measured, pg_restore):
-    """``(archive, problem)``: what ``pg_restore --list`` (or a plain dump's last line) says, and a sentence when
-    the artifact is not a readable, complete dump (None when it is)."""
+    """``(archive, problem)``: what ``pg_restore --list`` (a plain dump's last line, a base backup's manifest and
+    streams) says, and a sentence when the artifact is not a readable, complete dump (None when it is)."""
     scan = measured['scan']
     try:
+        if measured['is_dir'] and dir_kind(path) == 'basebackup':
+            return basebackup_validity(path)
         if measured['is_dir']:
             return pg_restore_list(path, pg_restore), None
         if scan['stream_error']:

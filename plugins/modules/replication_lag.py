@@ -285,15 +285,9 @@ replica:
 import math
 import re
 
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import PgQueryError, describe_target, run_statements
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import connection_settings, postgres_common_argument_spec
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import (
-    format_duration,
-    format_size,
-    parse_duration,
-    parse_size,
-)
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _look
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import describe_target
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import format_duration, format_size
 
 ROLES = ('auto', 'primary', 'replica')
 _APPNAME_RE = re.compile(r"(?:^|\s)application_name=('(?:[^'\\]|\\.)*'|\S+)")
@@ -378,12 +372,9 @@ def parse_expected_replicas(value):
 
 def parse_thresholds(params):
     """The threshold options as numbers; ValueError with the option's name when one is not understood."""
-    return dict(
-        max_lag_bytes=parse_size(params.get('max_lag_bytes'), 'max_lag_bytes'),
-        max_lag_seconds=parse_duration(params.get('max_lag_seconds'), 'max_lag_seconds'),
-        max_slot_retained_bytes=parse_size(params.get('max_slot_retained_bytes'), 'max_slot_retained_bytes'),
-        expected_replicas=parse_expected_replicas(params.get('expected_replicas')),
-    )
+    return _look.parse_thresholds(params, [
+        ('max_lag_bytes', 'size'), ('max_lag_seconds', 'duration'), ('max_slot_retained_bytes', 'size'),
+        ('expected_replicas', lambda value, _option: parse_expected_replicas(value))])
 
 
 def resolve_role(requested, in_recovery, target='the server'):
@@ -575,10 +566,10 @@ def _rows(result):
     return [dict(zip(result['columns'], row)) for row in result['rows']]
 
 
-def look(module, connection, params, thresholds):
+def look(module, thresholds):
     """Everything this module reports, as a dict (``healthy`` and ``violations`` included)."""
-    kwargs = dict(password=params['login_password'], run_as=params['run_as'], connect_timeout=params['connect_timeout'])
-    first = run_statements(module, connection, [STATEMENT_ROLE], **kwargs)[0]
+    params, connection = module.params, module.connection
+    first = module.query([STATEMENT_ROLE])[0]
     in_recovery, version_num, cluster_name = first['rows'][0]
     try:
         role = resolve_role(params['role'], in_recovery, 'the server at %s' % describe_target(connection, params['run_as']))
@@ -586,8 +577,7 @@ def look(module, connection, params, thresholds):
         module.fail_json(msg=str(exc), role='replica' if in_recovery else 'primary', in_recovery=in_recovery)
     result = dict(changed=False, role=role, in_recovery=in_recovery, thresholds=thresholds)
     if role == 'primary':
-        current, standbys, slots = run_statements(module, connection, [STATEMENT_CURRENT, STATEMENT_STANDBYS,
-                                                                       slots_statement(False)], **kwargs)
+        current, standbys, slots = module.query([STATEMENT_CURRENT, STATEMENT_STANDBYS, slots_statement(False)])
         rows = _rows(standbys)
         problem = visibility_problem(rows)
         if problem:
@@ -597,8 +587,7 @@ def look(module, connection, params, thresholds):
         result['standbys'] = [standby_view(row) for row in rows]
         violations = primary_violations(result['standbys'], thresholds)
     else:
-        own, receiver, slots = run_statements(module, connection, replica_statements(version_num) + [slots_statement(True)],
-                                              **kwargs)
+        own, receiver, slots = module.query(replica_statements(version_num) + [slots_statement(True)])
         wal_receiver = conninfo = receipt_age = None
         if receiver['rows']:
             wal_receiver, conninfo, receipt_age = receiver['rows'][0]
@@ -611,32 +600,18 @@ def look(module, connection, params, thresholds):
 
 
 def main():
-    argument_spec = postgres_common_argument_spec()
-    argument_spec.update(
+    module = _look.LookModule(argument_spec=dict(
         role=dict(type='str', choices=list(ROLES), default='auto'),
         max_lag_bytes=dict(type='str'),
         max_lag_seconds=dict(type='str'),
         expected_replicas=dict(type='raw'),
         max_slot_retained_bytes=dict(type='str'),
-        fail_on_violation=dict(type='bool', default=False),
-        run_as=dict(type='str', default='postgres'),
-        connect_timeout=dict(type='int', default=10),
-    )
-    module = DbfleetModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    if not 1 <= params['connect_timeout'] <= 600:
-        module.fail_json(msg='connect_timeout must be from 1 to 600 seconds, got %d' % params['connect_timeout'])
+    ))
     try:
-        thresholds = parse_thresholds(params)
+        thresholds = parse_thresholds(module.params)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    try:
-        result = look(module, connection_settings(params), params, thresholds)
-    except PgQueryError as exc:
-        module.fail_json(msg=str(exc), stage=exc.stage)
-    if result['violations'] and params['fail_on_violation']:
-        module.fail_json(msg='; '.join(result['violations']), **result)
-    module.exit_json(**result)
+    _look.exit_with_verdict(module, look(module, thresholds))
 
 
 if __name__ == '__main__':

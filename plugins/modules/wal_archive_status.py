@@ -197,15 +197,17 @@ import re
 import stat
 import time
 
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _look
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import UnsafePath, open_dir
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import PgQueryError, run_statements
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import connection_settings, postgres_common_argument_spec
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import format_duration, parse_duration
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.wal import (
+    parse_lsn,
+    wal_segment_name as segment_name,
+    wal_segment_number as segment_number,
+)
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._units import format_duration
 
 DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024
 SETTINGS = ('archive_mode', 'archive_command', 'archive_library', 'archive_timeout', 'data_directory', 'wal_segment_size')
-_LSN_RE = re.compile(r'^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$')
 # A WAL file in an archive: segment, optionally .partial or .NNNNNNNN.backup, optionally compressed.
 ARCHIVE_FILE_RE = re.compile(r'^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.partial|\.[0-9A-F]{8}\.backup)?'
                              r'(\.gz|\.zst|\.lz4|\.xz|\.bz2)?$')
@@ -232,23 +234,6 @@ ARCHIVER_COLUMNS = ('archived_count', 'last_archived_wal', 'last_archived_time',
 
 # --- pure logic ------------------------------------------------------------------------------------------------
 
-def parse_lsn(text):
-    """An LSN ``"X/Y"`` as an integer; ValueError when it is not one."""
-    match = _LSN_RE.match(text or '')
-    if not match:
-        raise ValueError('not an LSN: %r' % (text,))
-    return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
-
-
-def segment_number(log_id, seg, segment_size):
-    return int(log_id, 16) * (0x100000000 // segment_size) + int(seg, 16)
-
-
-def segment_name(timeline, segno, segment_size):
-    per_id = 0x100000000 // segment_size
-    return '%08X%08X%08X' % (timeline, segno // per_id, segno % per_id)
-
-
 def archived_through(name, segment_size):
     """The segment number archiving has certainly reached when ``name`` was archived, or None (a .history file).
 
@@ -265,11 +250,8 @@ def archived_through(name, segment_size):
 
 
 def parse_thresholds(params):
-    max_ready = params.get('max_ready_segments')
-    if max_ready is not None and max_ready < 0:
-        raise ValueError('max_ready_segments must not be negative (got %d)' % max_ready)
-    return dict(max_archive_age=parse_duration(params.get('max_archive_age'), 'max_archive_age'),
-                max_ready_segments=max_ready)
+    """The threshold options as numbers; ValueError with the option's name when one is not understood."""
+    return _look.parse_thresholds(params, [('max_ready_segments', 'count'), ('max_archive_age', 'duration')])
 
 
 def newest_archive_file(entries, segment_size):
@@ -436,31 +418,19 @@ def archive_status(data_directory, now=None):
 
 
 def main():
-    argument_spec = postgres_common_argument_spec()
-    argument_spec.update(
+    module = _look.LookModule(argument_spec=dict(
         archive_dir=dict(type='path'),
         max_archive_age=dict(type='str'),
         max_ready_segments=dict(type='int'),
-        fail_on_violation=dict(type='bool', default=False),
-        run_as=dict(type='str', default='postgres'),
-        connect_timeout=dict(type='int', default=10),
-    )
-    module = DbfleetModule(argument_spec=argument_spec, supports_check_mode=True)
+    ))
     params = module.params
-    if not 1 <= params['connect_timeout'] <= 600:
-        module.fail_json(msg='connect_timeout must be from 1 to 600 seconds, got %d' % params['connect_timeout'])
     try:
         thresholds = parse_thresholds(params)
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     if params['archive_dir'] and not params['archive_dir'].startswith('/'):
         module.fail_json(msg='archive_dir=%r must be an absolute path, e.g. /srv/wal-archive' % params['archive_dir'])
-    try:
-        first, settings, archiver = run_statements(module, connection_settings(params), STATEMENTS,
-                                                   password=params['login_password'], run_as=params['run_as'],
-                                                   connect_timeout=params['connect_timeout'])
-    except PgQueryError as exc:
-        module.fail_json(msg=str(exc), stage=exc.stage)
+    first, settings, archiver = module.query(STATEMENTS)
     in_recovery, current_lsn, walfile, received_tli = first['rows'][0]
     found = dict((name, None) for name in SETTINGS)
     found.update(dict(settings['rows']))
@@ -506,9 +476,7 @@ def main():
     result.pop('current_segno', None)
     if result.get('archive_dir'):
         result['archive_dir'].pop('newest_through', None)
-    if violations and params['fail_on_violation']:
-        module.fail_json(msg='; '.join(violations), **result)
-    module.exit_json(**result)
+    _look.exit_with_verdict(module, result)
 
 
 if __name__ == '__main__':

@@ -59,7 +59,29 @@ def wal_file_name(timeline, lsn, segment_size):
         raise ValueError("not a timeline: %r" % (timeline,))
     if isinstance(lsn, str):
         lsn = parse_lsn(lsn)
-    segno = lsn // segment_size
+    return wal_segment_name(timeline, lsn // segment_size, segment_size)
+
+
+def wal_segment_number(log_id, seg, segment_size):
+    """The segment number of a WAL file from the log and segment parts of its name.
+
+    ``log_id`` and ``seg`` are the name's second and third groups of 8 hex digits (strings) or
+    their values (ints); the inverse of :func:`wal_segment_name`. ``segment_size`` in bytes (a
+    valid one: see :func:`wal_segment_size_problem`).
+    """
+    if isinstance(log_id, str):
+        log_id = int(log_id, 16)
+    if isinstance(seg, str):
+        seg = int(seg, 16)
+    return log_id * (0x100000000 // segment_size) + seg
+
+
+def wal_segment_name(timeline, segno, segment_size):
+    """Name of WAL segment number ``segno`` on ``timeline`` (PostgreSQL's XLogFileName from a segment number).
+
+    ``segment_size`` in bytes (a valid one: see :func:`wal_segment_size_problem`); nothing is checked
+    here, :func:`wal_file_name` checks its arguments.
+    """
     per_id = 0x100000000 // segment_size
     return "%08X%08X%08X" % (timeline, segno // per_id, segno % per_id)
 

@@ -551,9 +551,10 @@ def absent(module, params):
     module.exit_json(**result)
 
 
-def main():
-    argument_spec = postgres_common_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    """The module's options (the connection options and its own)."""
+    spec = postgres_common_argument_spec()
+    spec.update(
         name=dict(type='str', required=True),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         schedule=dict(type='str'),
@@ -588,7 +589,11 @@ def main():
         state_dir=dict(type='path', default=runner_config.DEFAULT_DIRS['state_dir']),
         log_dir=dict(type='path', default=runner_config.DEFAULT_DIRS['log_dir']),
     )
-    module = DbfleetModule(argument_spec=argument_spec, supports_check_mode=True,
+    return spec
+
+
+def main():
+    module = DbfleetModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[('state', 'present', ('schedule',))])
     params = module.params
     expression = validate(module, params)

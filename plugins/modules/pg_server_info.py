@@ -134,9 +134,7 @@ import re
 import shutil
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import UnsafePath, read_regular
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import PgQueryError, run_statements
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import connection_settings, postgres_common_argument_spec
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._safety import DbfleetModule
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._look import LookModule
 
 SETTINGS = ('data_directory', 'config_file', 'hba_file', 'port', 'unix_socket_directories', 'wal_level', 'archive_mode',
             'archive_command', 'archive_library', 'max_wal_senders', 'hot_standby_feedback', 'max_standby_streaming_delay',
@@ -154,10 +152,13 @@ STATEMENTS = [
 ]
 
 
-def server_facts(module, connection, password, run_as, connect_timeout):
+def server_facts(module):
     """Everything the server says about itself, as one dict."""
-    first, settings, pending, databases = run_statements(module, connection, STATEMENTS, password=password, run_as=run_as,
-                                                         connect_timeout=connect_timeout)
+    return facts_from_results(*module.query(STATEMENTS))
+
+
+def facts_from_results(first, settings, pending, databases):
+    """The server's facts from the results of STATEMENTS (``{columns, rows}`` each)."""
     version, version_num, in_recovery, uptime = first['rows'][0]
     found = dict((name, None) for name in SETTINGS)
     found.update(dict(settings['rows']))
@@ -168,6 +169,21 @@ def server_facts(module, connection, password, run_as, connect_timeout):
                 databases=dbs, total_db_bytes=sum(db['size'] or 0 for db in dbs))
 
 
+def pid_from_pidfile(text):
+    """The postmaster's pid: the first line of postmaster.pid (bytes), or None when there is none."""
+    if not text:
+        return None
+    try:
+        return int(text.decode('ascii', 'replace').splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def bin_dir_from_exe(exe):
+    """The directory of a process's binary, from the target of its /proc/PID/exe link."""
+    return os.path.dirname(exe.replace(' (deleted)', ''))
+
+
 def postmaster(data_directory):
     """``(pid, bin_dir)`` of the postmaster serving ``data_directory``, from postmaster.pid and /proc."""
     if not data_directory:
@@ -176,17 +192,23 @@ def postmaster(data_directory):
         text = read_regular(os.path.join(data_directory, 'postmaster.pid'), 4096)
     except (OSError, UnsafePath):
         return None, None
-    if not text:
-        return None, None
-    try:
-        pid = int(text.decode('ascii', 'replace').splitlines()[0])
-    except (ValueError, IndexError):
+    pid = pid_from_pidfile(text)
+    if pid is None:
         return None, None
     try:
         exe = os.readlink('/proc/%d/exe' % pid)
     except OSError:
         return pid, None
-    return pid, os.path.dirname(exe.replace(' (deleted)', ''))
+    return pid, bin_dir_from_exe(exe)
+
+
+def unit_from_cgroup(text):
+    """The systemd service (``postgresql-15.service``) named in the text of a /proc/PID/cgroup file, or None."""
+    for line in text.splitlines():
+        match = _UNIT_RE.search(line.strip())
+        if match:
+            return match.group(1)
+    return None
 
 
 def systemd_unit(pid):
@@ -195,27 +217,31 @@ def systemd_unit(pid):
         return None
     try:
         with open('/proc/%d/cgroup' % pid) as handle:
-            for line in handle:
-                match = _UNIT_RE.search(line.strip())
-                if match:
-                    return match.group(1)
+            return unit_from_cgroup(handle.read())
     except OSError:
         return None
-    return None
 
 
-def debian_cluster(config_file):
-    """``(version, cluster)`` when Debian's postgresql-common manages this server, else None."""
+def debian_cluster(config_file, has_pg_ctlcluster=None):
+    """``(version, cluster)`` when Debian's postgresql-common manages this server, else None.
+
+    ``has_pg_ctlcluster``: whether ``pg_ctlcluster`` is installed (looked up on PATH when None).
+    """
     match = re.match(r'^/etc/postgresql/([^/]+)/([^/]+)/postgresql\.conf$', config_file or '')
-    if match and shutil.which('pg_ctlcluster'):
-        return match.group(1), match.group(2)
-    return None
+    if not match:
+        return None
+    if has_pg_ctlcluster is None:
+        has_pg_ctlcluster = bool(shutil.which('pg_ctlcluster'))
+    return (match.group(1), match.group(2)) if has_pg_ctlcluster else None
 
 
-def restart_plan(facts, pid, bin_dir):
-    settings = facts['settings']
-    debian = debian_cluster(settings['config_file'])
-    unit = systemd_unit(pid)
+def restart_plan(settings, bin_dir, debian=None, unit=None):
+    """``(layout, restart)``: how this server is laid out and how to restart it.
+
+    ``settings`` are the server's (``config_file``, ``data_directory``), ``bin_dir`` the postmaster's
+    binary directory, ``debian`` what :func:`debian_cluster` found and ``unit`` what
+    :func:`systemd_unit` found (None: nothing).
+    """
     if debian:
         layout = 'debian'
     elif bin_dir and re.match(r'^/usr/pgsql-\d+/bin$', bin_dir):
@@ -249,23 +275,12 @@ def directory_bytes(top):
 
 
 def main():
-    argument_spec = postgres_common_argument_spec()
-    argument_spec.update(
-        run_as=dict(type='str', default='postgres'),
-        connect_timeout=dict(type='int', default=10),
-        measure_data_directory=dict(type='bool', default=False),
-    )
-    module = DbfleetModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = LookModule(argument_spec=dict(measure_data_directory=dict(type='bool', default=False)), verdict=False)
     params = module.params
-    if not 1 <= params['connect_timeout'] <= 600:
-        module.fail_json(msg='connect_timeout must be from 1 to 600 seconds, got %d' % params['connect_timeout'])
-    connection = connection_settings(params)
-    try:
-        facts = server_facts(module, connection, params['login_password'], params['run_as'], params['connect_timeout'])
-    except PgQueryError as exc:
-        module.fail_json(msg=str(exc), stage=exc.stage)
-    pid, bin_dir = postmaster(facts['settings']['data_directory'])
-    layout, restart = restart_plan(facts, pid, bin_dir)
+    facts = server_facts(module)
+    settings = facts['settings']
+    pid, bin_dir = postmaster(settings['data_directory'])
+    layout, restart = restart_plan(settings, bin_dir, debian_cluster(settings['config_file']), systemd_unit(pid))
     facts.update(changed=False, postmaster_pid=pid, bin_dir=bin_dir, layout=layout, restart=restart)
     if params['measure_data_directory'] and facts['settings']['data_directory']:
         facts['data_directory_bytes'] = directory_bytes(facts['settings']['data_directory'])

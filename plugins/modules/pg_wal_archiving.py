@@ -123,12 +123,21 @@ def current_settings(module, params):
                            ("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", None),
                            (FILE_SETTING, None)],
                           password=params['login_password'], run_as=params['run_as'])
-    settings = dict((name, setting) for name, setting, _pending in rows[0]['rows'])
+    return settings_from_results(*rows)
+
+
+def settings_from_results(settings_rows, superuser_rows, file_rows):
+    """``(settings, pending, superuser)`` from the results (``{rows}``) of the three statements above.
+
+    ``archive_command`` is the configured one even when ``archive_mode`` is off (then the server
+    shows "(disabled)"); ``archive_library`` is '' where the server has none (before PostgreSQL 15).
+    """
+    settings = dict((name, setting) for name, setting, _pending in settings_rows['rows'])
     settings.setdefault('archive_library', '')
     if settings.get('archive_command') == '(disabled)':
-        settings['archive_command'] = rows[2]['rows'][0][0] if rows[2]['rows'] else ''
-    pending = sorted(name for name, _setting, flag in rows[0]['rows'] if flag)
-    return settings, pending, bool(rows[1]['rows'] and rows[1]['rows'][0][0])
+        settings['archive_command'] = file_rows['rows'][0][0] if file_rows['rows'] else ''
+    pending = sorted(name for name, _setting, flag in settings_rows['rows'] if flag)
+    return settings, pending, bool(superuser_rows['rows'] and superuser_rows['rows'][0][0])
 
 
 def foreign_archiving(settings, command):
@@ -142,9 +151,52 @@ def foreign_archiving(settings, command):
 
 
 def desired_settings(settings, command):
+    """The settings archiving needs: wal_level never lowered (at least replica), archive_mode on (always stays
+    always), our archive_command and no archive_library."""
     level = settings.get('wal_level')
     return dict(wal_level=level if level in ('replica', 'logical') else 'replica', archive_mode='on' if settings.get(
         'archive_mode') != 'always' else 'always', archive_command=command, archive_library='')
+
+
+def settings_changes(before, after):
+    """The names of the settings ``after`` changes, in SETTINGS order (an unset one counts as '')."""
+    return [name for name in SETTINGS if (before.get(name) or '') != after[name]]
+
+
+def restart_needed(changed, pending):
+    """Whether a restart is needed: a setting that takes effect only then changes now, or waits for one already."""
+    return any(name in changed for name in RESTART_SETTINGS) or any(name in pending for name in RESTART_SETTINGS)
+
+
+def settings_diff(before, after, changed):
+    """The diff entry of the ALTER SYSTEM changes."""
+    return dict(before_header='ALTER SYSTEM', after_header='ALTER SYSTEM',
+                before=''.join('%s = %r\n' % (n, before.get(n) or '') for n in changed),
+                after=''.join('%s = %r\n' % (n, after[n]) for n in changed))
+
+
+def alter_statements(after, changed):
+    """The statements that make the ``changed`` settings those of ``after``, then reload the configuration."""
+    statements = [("ALTER SYSTEM SET %s = %s" % (name, _literal(after[name])), None) for name in changed
+                  if name != 'archive_library']
+    if 'archive_library' in changed:
+        statements.append(("ALTER SYSTEM RESET archive_library", None))
+    statements.append(("SELECT pg_reload_conf()", None))
+    return statements
+
+
+def desired_state(params, interpreter):
+    """The directories and files the archiver needs: program root 0755, config root:<run_as's group> 0640, the
+    archive directory owned by run_as, 0750."""
+    config = json.dumps(dict(archive_dir=params['archive_dir']), indent=2, sort_keys=True).encode('utf-8') + b'\n'
+    return [
+        _desired.DesiredDir(os.path.dirname(params['program_path']), mode=0o755),
+        _desired.DesiredDir(os.path.dirname(params['config_path']), mode=0o755),
+        _desired.DesiredDir(params['archive_dir'], owner=params['run_as'], mode=0o750),
+        _desired.DesiredFile(params['program_path'], program.build_program('dbfleet-wal-archive', interpreter),
+                             mode=0o755, shown=False),
+        _desired.DesiredFile(params['config_path'], config, group=_group_of(params['run_as']), mode=0o640),
+    ]
 
 
 def main():
@@ -179,27 +231,15 @@ def main():
                              'backup_wal_archive_takeover: true) - and make sure nothing still needs the old archive.'
                              % other, before=before, archive_command=command)
     after = desired_settings(before, command)
-    changed_settings = [name for name in SETTINGS if (before.get(name) or '') != after[name]]
+    changed_settings = settings_changes(before, after)
 
-    config = json.dumps(dict(archive_dir=params['archive_dir']), indent=2, sort_keys=True).encode('utf-8') + b'\n'
-    items = [
-        _desired.DesiredDir(os.path.dirname(params['program_path']), mode=0o755),
-        _desired.DesiredDir(os.path.dirname(params['config_path']), mode=0o755),
-        _desired.DesiredDir(params['archive_dir'], owner=params['run_as'], mode=0o750),
-        _desired.DesiredFile(params['program_path'], program.build_program('dbfleet-wal-archive', sys.executable),
-                             mode=0o755, shown=False),
-        _desired.DesiredFile(params['config_path'], config, group=_group_of(params['run_as']), mode=0o640),
-    ]
     try:
-        changed_items, diffs = _desired.plan(items)
+        changed_items, diffs = _desired.plan(desired_state(params, sys.executable))
     except UnsafePath as exc:
         module.fail_json(msg='pg_wal_archiving: %s' % exc)
     if changed_settings:
-        diffs.append(dict(before_header='ALTER SYSTEM', after_header='ALTER SYSTEM',
-                          before=''.join('%s = %r\n' % (n, before.get(n) or '') for n in changed_settings),
-                          after=''.join('%s = %r\n' % (n, after[n]) for n in changed_settings)))
-    restart_required = any(name in changed_settings for name in RESTART_SETTINGS) or any(
-        name in pending for name in RESTART_SETTINGS)
+        diffs.append(settings_diff(before, after, changed_settings))
+    restart_required = restart_needed(changed_settings, pending)
     result = dict(changed=bool(changed_items or changed_settings), before=before, after=after, archive_command=command,
                   restart_required=restart_required, files=[item.path for item in changed_items],
                   settings_changed=changed_settings, diff=diffs)
@@ -211,14 +251,9 @@ def main():
     except (OSError, UnsafePath) as exc:
         module.fail_json(msg='pg_wal_archiving: could not install the archiver: %s' % exc, **result)
     if changed_settings:
-        statements = [("ALTER SYSTEM SET %s = %s" % (name, _literal(after[name])), None) for name in changed_settings
-                      if name != 'archive_library']
-        if 'archive_library' in changed_settings:
-            statements.append(("ALTER SYSTEM RESET archive_library", None))
-        statements.append(("SELECT pg_reload_conf()", None))
         try:
-            run_statements(module, connection_settings(params), statements, password=params['login_password'],
-                           run_as=params['run_as'], read_only=False, autocommit=True)
+            run_statements(module, connection_settings(params), alter_statements(after, changed_settings),
+                           password=params['login_password'], run_as=params['run_as'], read_only=False, autocommit=True)
         except PgQueryError as exc:
             module.fail_json(msg='pg_wal_archiving: the archiver is installed but the settings could not be changed: %s'
                                  % exc, **result)

@@ -121,20 +121,27 @@ def guarded_files(fleet_lab):
     fleet_lab.exec(HOST, 'rm', '-rf', DATA)
 
 
-@pytest.mark.parametrize('group_vars_dir', [False, True], ids=['inventory-file', 'group_vars-dir'])
-def test_no_other_source_loosens_the_inventory(guarded_files, tmp_path, group_vars_dir):
-    _write_project(tmp_path, guarded_files, group_vars_dir=group_vars_dir)
+def test_no_other_source_loosens_the_inventory(guarded_files, tmp_path):
+    _write_project(tmp_path, guarded_files)
     proc, found = _verdicts(guarded_files, tmp_path, '-e', json.dumps(LOOSEN))
     assert set(found) == {'case_' + case for case in CASES}, proc.stdout[-4000:] + proc.stderr[-2000:]
     for host, verdict in sorted(found.items()):
         assert verdict == {'mode': 'plan', 'denied': True, 'lookup': 'plan'}, (host, verdict)
 
 
+def test_group_vars_directory_is_inventory_too(guarded_files, tmp_path):
+    _write_project(tmp_path, guarded_files, group_vars_dir=True)
+    proc, found = _verdicts(guarded_files, tmp_path, '-e', json.dumps(LOOSEN), '-l', 'case_extra,case_set_fact,case_play')
+    assert set(found) == {'case_extra', 'case_set_fact', 'case_play'}, proc.stdout[-4000:]
+    assert all(v == {'mode': 'plan', 'denied': True, 'lookup': 'plan'} for v in found.values()), found
+
+
 def test_other_sources_may_tighten(guarded_files, tmp_path):
     _write_project(tmp_path, guarded_files, inventory_mode='edit')
-    proc, found = _verdicts(guarded_files, tmp_path, '-e', json.dumps({'dbfleet_mode': 'plan'}))
-    assert found and all(v['mode'] == 'plan' and v['lookup'] == 'plan' for v in found.values()), proc.stdout[-3000:]
-    proc, found = _verdicts(guarded_files, tmp_path)
+    few = ('-l', 'case_extra,case_set_fact,case_play,case_module_args')
+    proc, found = _verdicts(guarded_files, tmp_path, '-e', json.dumps({'dbfleet_mode': 'plan'}), *few)
+    assert len(found) == 4 and all(v['mode'] == 'plan' and v['lookup'] == 'plan' for v in found.values()), proc.stdout[-3000:]
+    proc, found = _verdicts(guarded_files, tmp_path, *few)
     # Without the extra var, the sources that try bypass cannot get past the inventory's edit.
     assert found['case_extra'] == {'mode': 'edit', 'denied': True, 'lookup': 'edit'}, proc.stdout[-3000:]
     assert found['case_play']['mode'] == 'edit' and found['case_set_fact']['mode'] == 'edit'

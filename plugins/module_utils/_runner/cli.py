@@ -10,6 +10,12 @@
 ``dbfleet-wal-archive``, run by PostgreSQL as its archive_command (``walarchive.archive_command``)::
 
     /usr/bin/python3 /opt/dbfleet/bin/dbfleet-wal-archive --config /etc/dbfleet/wal-archive.json %p %f
+
+``dbfleet-transfer-receive`` and ``dbfleet-transfer-send``, started by ``send_file`` over SSH for one copy, with
+the job (``transferjob``) as the first line of stdin; events and the result go to stderr as ``@dbfleet {JSON}``
+lines (stdin and stdout carry the stream when the controller relays it)::
+
+    python3 dbfleet-transfer-receive --config -
 """
 
 from __future__ import absolute_import, division, print_function
@@ -27,6 +33,8 @@ from .log import Log, fs_hint
 from .manifest import RUNNER_VERSION
 from .naming import iso, utcnow
 from .run import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, locked_run
+from .transfer import run_receiver, run_sender
+from .transferjob import RECEIVE, SEND, load_job
 from .walarchive import PROGRAM as WAL_ARCHIVE, ArchiveError, archive_segment, load_archive_config
 
 
@@ -124,3 +132,38 @@ def wal_archive_main(argv=None):
     if outcome == "identical":  # worth a line in the server log: a retry after a crash, or a second archiver
         sys.stderr.write("%s: %s\n" % (WAL_ARCHIVE, sentence))
     return EXIT_OK
+
+
+EVENT_PREFIX = "@dbfleet "
+
+
+def _event(data):
+    sys.stderr.write(EVENT_PREFIX + json.dumps(data, sort_keys=True) + "\n")
+    sys.stderr.flush()
+
+
+def _transfer_main(program, run, argv):
+    parser = argparse.ArgumentParser(prog=program, description="dbfleet.postgresql: one side of one send_file copy")
+    parser.add_argument("--config", required=True, help="the job: a JSON file, or - for the first line of stdin")
+    parser.add_argument("unexpected", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="version", version="%(prog)s " + RUNNER_VERSION)
+    args, job, _errors, code = _start(parser, lambda path: load_job(path, program), argv)
+    if code is not None:
+        return code
+    if args.unexpected:
+        sys.stderr.write("%s: unexpected arguments %s: the job says everything\n" % (program, " ".join(args.unexpected)))
+        return EXIT_BAD_CONFIG
+    os.umask(0o077)
+    code, result = run(job, _event)
+    _event(result)
+    return code
+
+
+def transfer_receive_main(argv=None):
+    """``dbfleet-transfer-receive``: receive one copy (direct: on a one-time TLS port; relay: on stdin)."""
+    return _transfer_main(RECEIVE, run_receiver, argv)
+
+
+def transfer_send_main(argv=None):
+    """``dbfleet-transfer-send``: send one copy (direct: to the pinned one-time port; relay: on stdout)."""
+    return _transfer_main(SEND, run_sender, argv)

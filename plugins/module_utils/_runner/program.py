@@ -21,8 +21,9 @@ import inspect
 import io
 import zipfile
 
-from . import artifact, basebackup, cli, compression, config, dryrun, dump, fsutil, hashing, libpq, locking, log
-from . import manifest, naming, pipeline, retention, run, s3, server, state, wal, walarchive
+from . import artifact, basebackup, cli, compression, config, dryrun, dump, frames, fsutil, hashing, landing, libpq, locking
+from . import log, manifest, naming, pipeline, retention, run, s3, server, state, tarstream, tlsonce, transfer, transferjob
+from . import wal, walarchive
 
 PACKAGE = "dbfleet_host"
 
@@ -30,10 +31,13 @@ PACKAGE = "dbfleet_host"
 PROGRAMS = {
     "dbfleet-pg-dump": "dump_main",
     "dbfleet-wal-archive": "wal_archive_main",
+    "dbfleet-transfer-receive": "transfer_receive_main",
+    "dbfleet-transfer-send": "transfer_send_main",
 }
 
-_MODULES = (artifact, basebackup, cli, compression, config, dryrun, dump, fsutil, hashing, libpq, locking, log,
-            manifest, naming, pipeline, retention, run, s3, server, state, wal, walarchive)
+_MODULES = (artifact, basebackup, cli, compression, config, dryrun, dump, frames, fsutil, hashing, landing, libpq, locking,
+            log, manifest, naming, pipeline, retention, run, s3, server, state, tarstream, tlsonce, transfer, transferjob,
+            wal, walarchive)
 _DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _MODE = 0o100644 << 16         # a regular file, rw-r--r--
 _MAIN = '''# The %(program)s program of dbfleet.postgresql (generated from plugins/module_utils/_runner).

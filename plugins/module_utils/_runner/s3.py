@@ -1,7 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, dbfleet maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Off-site copies to S3 (boto3, imported lazily), verified by the checksums taken while dumping."""
+"""Off-site copies to S3 and back (boto3, imported lazily), verified by the checksums taken while dumping.
+
+Uploads carry the options an off-site copy wants (server-side encryption, a storage class, object-lock
+retention where the bucket has it) and are checked with ``head_object`` like with like (a multipart
+upload's composite checksum against the composite of the part digests).  Downloads stream into a
+:class:`landing.Landing`, hashing as they go, and are published only when the SHA-256 the manifest
+recorded at dump time matches.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -14,7 +21,7 @@ import sys
 
 from .config import DEFAULT_PART_SIZE_MB
 from .fsutil import write_json_atomic
-from .hashing import s3_composite_checksum
+from .hashing import READ_CHUNK, StreamDigest, s3_composite_checksum, tree_sha256
 from .log import clean_exc
 from .manifest import RUNNER_VERSION, public
 from .naming import manifest_name
@@ -63,19 +70,25 @@ def upload(run, manifest):
 def s3_client(s3cfg):
     """Create a boto3 S3 client from the s3 config (boto3 imported here, lazily).
 
-    Credentials come from ``credentials_file`` (JSON with aws_access_key_id,
-    aws_secret_access_key, optional aws_session_token) or boto3's default chain.
+    Credentials come from ``credentials`` (a dict a module holds in memory,
+    never written anywhere), ``credentials_file`` (JSON with
+    aws_access_key_id, aws_secret_access_key, optional aws_session_token) or
+    boto3's default chain.
     """
     import boto3  # pylint: disable=import-outside-toplevel,import-error
     kwargs = {}
-    if s3cfg.get("credentials_file"):
+    creds = s3cfg.get("credentials")
+    where = "the module's credentials"
+    if creds is None and s3cfg.get("credentials_file"):
+        where = "S3 credentials file %s" % s3cfg["credentials_file"]
         try:
             with open(s3cfg["credentials_file"], "r", encoding="utf-8") as handle:
                 creds = json.load(handle)
         except (OSError, ValueError) as exc:
-            raise RuntimeError("cannot read S3 credentials file %s: %s" % (s3cfg["credentials_file"], exc.__class__.__name__))
+            raise RuntimeError("cannot read %s: %s" % (where, exc.__class__.__name__))
+    if creds is not None:
         if not isinstance(creds, dict) or not creds.get("aws_access_key_id") or not creds.get("aws_secret_access_key"):
-            raise RuntimeError("S3 credentials file %s must hold aws_access_key_id and aws_secret_access_key" % s3cfg["credentials_file"])
+            raise RuntimeError("%s must hold aws_access_key_id and aws_secret_access_key" % where)
         kwargs["aws_access_key_id"] = creds["aws_access_key_id"]
         kwargs["aws_secret_access_key"] = creds["aws_secret_access_key"]
         if creds.get("aws_session_token"):
@@ -84,6 +97,46 @@ def s3_client(s3cfg):
         kwargs["region_name"] = s3cfg["region"]
     session = boto3.session.Session(**kwargs)
     return session.client("s3", endpoint_url=s3cfg.get("endpoint_url"))
+
+
+def put_options(s3cfg):
+    """The ``ExtraArgs`` an upload gets from the s3 config: SSE, storage class, object-lock retention."""
+    extra = {}
+    if s3cfg.get("sse"):
+        extra["ServerSideEncryption"] = s3cfg["sse"]
+        if s3cfg.get("sse_kms_key_id"):
+            extra["SSEKMSKeyId"] = s3cfg["sse_kms_key_id"]
+    if s3cfg.get("storage_class"):
+        extra["StorageClass"] = s3cfg["storage_class"]
+    if s3cfg.get("object_lock_mode") and s3cfg.get("object_lock_until"):
+        extra["ObjectLockMode"] = s3cfg["object_lock_mode"]
+        extra["ObjectLockRetainUntilDate"] = s3cfg["object_lock_until"]
+    return extra
+
+
+def _option_problems(head, extra):
+    """What ``head_object`` shows that differs from the options the upload asked for."""
+    problems = []
+    if extra.get("ServerSideEncryption") and head.get("ServerSideEncryption") != extra["ServerSideEncryption"]:
+        problems.append("server-side encryption %r, not %r" % (head.get("ServerSideEncryption"), extra["ServerSideEncryption"]))
+    wanted = extra.get("StorageClass")
+    if wanted and (head.get("StorageClass") or "STANDARD") != wanted:
+        problems.append("storage class %r, not %r" % (head.get("StorageClass") or "STANDARD", wanted))
+    if extra.get("ObjectLockMode") and head.get("ObjectLockMode") != extra["ObjectLockMode"]:
+        problems.append("object lock %r, not %r" % (head.get("ObjectLockMode"), extra["ObjectLockMode"]))
+    return problems
+
+
+def object_lock_supported(client, bucket):
+    """Whether ``bucket`` has object lock enabled (it can only be turned on when a bucket is made)."""
+    try:
+        config = client.get_object_lock_configuration(Bucket=bucket)
+    except Exception as exc:  # pylint: disable=broad-except  # botocore's ClientError, without importing botocore
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code in ("ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration", "NotImplemented"):
+            return False
+        raise
+    return (config.get("ObjectLockConfiguration") or {}).get("ObjectLockEnabled") == "Enabled"
 
 
 def checksum_matches(remote, expected):
@@ -109,6 +162,7 @@ def upload_verified(client, s3cfg, path, key, sha256_hex, part_digests):
     size = os.path.getsize(path)
     config = TransferConfig(multipart_threshold=part_size, multipart_chunksize=part_size)
     extra = {"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": sha256_hex, "dbfleet-runner": RUNNER_VERSION}}
+    extra.update(put_options(s3cfg))
     client.upload_file(path, s3cfg["bucket"], key, ExtraArgs=extra, Config=config)
     head = client.head_object(Bucket=s3cfg["bucket"], Key=key, ChecksumMode="ENABLED")
     result = {"bucket": s3cfg["bucket"], "key": key, "version_id": head.get("VersionId"), "verified": False,
@@ -126,6 +180,12 @@ def upload_verified(client, s3cfg, path, key, sha256_hex, part_digests):
         expected = s3_composite_checksum(part_digests) if part_digests else None
     else:
         expected = base64.b64encode(bytes.fromhex(sha256_hex)).decode("ascii")
+    problems.extend(_option_problems(head, extra))
+    for name, field in (("sse", "ServerSideEncryption"), ("storage_class", "StorageClass"), ("object_lock_mode", "ObjectLockMode"),
+                        ("object_lock_until", "ObjectLockRetainUntilDate")):
+        if field in extra:
+            value = head.get(field)
+            result[name] = value.isoformat() if hasattr(value, "isoformat") else value
     if remote is None:
         problems.append("S3 returned no ChecksumSHA256")
     elif expected is None or not checksum_matches(remote, expected):
@@ -134,4 +194,59 @@ def upload_verified(client, s3cfg, path, key, sha256_hex, part_digests):
         result["error"] = "verification failed: " + "; ".join(problems)
     else:
         result["verified"] = True
+    return result
+
+
+def _stream_object(client, bucket, key, write):
+    """Stream one object into ``write(view)``; its :class:`StreamDigest` and VersionId."""
+    response = client.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    digest = StreamDigest()
+    for chunk in response["Body"].iter_chunks(READ_CHUNK):
+        view = memoryview(chunk)
+        digest.update(view)
+        write(view)
+    return digest, response.get("VersionId")
+
+
+def download_verified(client, bucket, key, landing, recorded, mtime=None):
+    """Stream ``key`` (a dump, or for a directory dump the objects under ``key/``) into ``landing`` and verify it.
+
+    ``recorded``: what the dump's manifest says (``size``, ``sha256``, ``files`` for a directory).
+    Verified means every byte that arrived hashes to what the manifest recorded when the dump was made
+    (and, for a directory, every file and the tree SHA-256 do); only then is the landing published.
+    Returns ``{"bucket", "key", "version_id", "size", "sha256", "verified", "error", "backup"}``.
+    """
+    result = {"bucket": bucket, "key": key, "version_id": None, "size": None, "sha256": None, "verified": False,
+              "error": None, "backup": None}
+    problems = []
+    if landing.kind == "file":
+        digest, result["version_id"] = _stream_object(client, bucket, key, landing.write)
+        result.update(size=digest.size, sha256=digest.hexdigest())
+        if digest.size != recorded.get("size") or digest.hexdigest() != recorded.get("sha256"):
+            problems.append("%d bytes with SHA-256 %s arrived; the manifest recorded %s bytes with SHA-256 %s"
+                            % (digest.size, digest.hexdigest(), recorded.get("size"), recorded.get("sha256")))
+    else:
+        made = set()
+        files = recorded.get("files") or {}
+        for rel in sorted(files):
+            parts = rel.split("/")
+            for depth in range(1, len(parts)):
+                if "/".join(parts[:depth]) not in made:
+                    landing.directory_member("/".join(parts[:depth]))
+                    made.add("/".join(parts[:depth]))
+            landing.file_start(rel, files[rel].get("size"), int(mtime or 0))
+            digest, _version = _stream_object(client, bucket, key.rstrip("/") + "/" + rel, landing.file_data)
+            landing.file_end()
+            if digest.hexdigest() != files[rel].get("sha256"):
+                problems.append("%s has SHA-256 %s; the manifest recorded %s" % (rel, digest.hexdigest(), files[rel].get("sha256")))
+        tree = tree_sha256(dict((rel, d.hexdigest()) for rel, d in landing.files.items()))
+        result.update(size=sum(d.size for d in landing.files.values()), sha256=tree)
+        if tree != recorded.get("sha256"):
+            problems.append("tree SHA-256 %s; the manifest recorded %s" % (tree, recorded.get("sha256")))
+    if problems:
+        landing.discard()
+        result["error"] = "verification failed, nothing kept: " + "; ".join(problems)
+        return result
+    result["backup"] = landing.publish(mtime if landing.kind == "file" else None)
+    result["verified"] = True
     return result

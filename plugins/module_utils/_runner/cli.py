@@ -16,6 +16,10 @@ the job (``transferjob``) as the first line of stdin; events and the result go t
 lines (stdin and stdout carry the stream when the controller relays it)::
 
     python3 dbfleet-transfer-receive --config -
+
+``dbfleet-wal-restore``, run by a restoring server as its restore_command (``walrestore.restore_command``)::
+
+    /usr/bin/python3 /opt/dbfleet/bin/dbfleet-wal-restore --config /var/lib/dbfleet/restore/NAME/wal-restore.json %f %p
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,6 +40,7 @@ from .run import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, locked_run
 from .transfer import run_receiver, run_sender
 from .transferjob import RECEIVE, SEND, load_job
 from .walarchive import PROGRAM as WAL_ARCHIVE, ArchiveError, archive_segment, load_archive_config
+from .walrestore import PROGRAM as WAL_RESTORE, fetch, load_restore_config
 
 
 def _start(parser, load, argv):
@@ -167,3 +172,23 @@ def transfer_receive_main(argv=None):
 def transfer_send_main(argv=None):
     """``dbfleet-transfer-send``: send one copy (direct: to the pinned one-time port; relay: on stdout)."""
     return _transfer_main(SEND, run_sender, argv)
+
+
+def wal_restore_main(argv=None):
+    """``dbfleet-wal-restore``: give a restoring server one archived file (%f) at %p; 0 restored, 1 not archived.
+
+    A file that exists but is not what was asked for exits 126: PostgreSQL then stops recovery instead of ending it
+    early at the wrong point. Silent unless something is wrong (stderr goes to the server log).
+    """
+    parser = argparse.ArgumentParser(prog=WAL_RESTORE, description="dbfleet.postgresql WAL restore: restore_command (%f %p)")
+    parser.add_argument("--config", required=True, help="JSON config naming the sources")
+    parser.add_argument("name", help="%%f: the file the server asks for")
+    parser.add_argument("path", help="%%p: where to put it, relative to the data directory")
+    parser.add_argument("--version", action="version", version="%(prog)s " + RUNNER_VERSION)
+    args, cfg, _errors, code = _start(parser, load_restore_config, argv)
+    if code is not None:
+        return code
+    code, sentence = fetch(args.name, args.path, cfg)
+    if sentence:
+        sys.stderr.write("%s: %s\n" % (WAL_RESTORE, sentence))
+    return code

@@ -23,7 +23,7 @@ import zipfile
 
 from . import artifact, basebackup, cli, compression, config, dryrun, dump, frames, fsutil, hashing, landing, libpq, locking
 from . import log, manifest, naming, pipeline, retention, run, s3, server, state, tarstream, tlsonce, transfer, transferjob
-from . import wal, walarchive
+from . import wal, walarchive, walrestore
 
 PACKAGE = "dbfleet_host"
 
@@ -33,11 +33,12 @@ PROGRAMS = {
     "dbfleet-wal-archive": "wal_archive_main",
     "dbfleet-transfer-receive": "transfer_receive_main",
     "dbfleet-transfer-send": "transfer_send_main",
+    "dbfleet-wal-restore": "wal_restore_main",
 }
 
 _MODULES = (artifact, basebackup, cli, compression, config, dryrun, dump, frames, fsutil, hashing, landing, libpq, locking,
             log, manifest, naming, pipeline, retention, run, s3, server, state, tarstream, tlsonce, transfer, transferjob,
-            wal, walarchive)
+            wal, walarchive, walrestore)
 _DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _MODE = 0o100644 << 16         # a regular file, rw-r--r--
 _MAIN = '''# The %(program)s program of dbfleet.postgresql (generated from plugins/module_utils/_runner).

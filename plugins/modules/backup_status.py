@@ -266,7 +266,7 @@ class Check:
         report = dict(name=name, config=path, kind=None, dest=None, last_run=None, running=None, died=None, databases=[])
         if cfg is None:
             self.violations.extend('schedule %s: %s' % (name, problem) for problem in problems)
-            return report
+            return report if problems else None
         report.update(kind=cfg['kind'], dest=cfg['dest'], state_dir=cfg['state_dir'],
                       offsite=dict(bucket=cfg['s3']['bucket'], prefix=cfg['s3']['prefix']) if cfg['s3'] else None)
         self.allowed(cfg['state_dir'], 'state_dir of schedule %s' % name)
@@ -375,7 +375,7 @@ class Check:
                                    'run or did not succeed' % (path, what, cfg['name'], format_duration(newest['age_seconds']),
                                                                'basebackup_max_age' if is_base else 'max_age',
                                                                format_duration(max_age), 'base backups' if is_base else 'dumps'))
-        validate = self.params['validate'] and not is_base
+        validate = self.params['validate']
         try:
             is_dir = stat.S_ISDIR(entry['dumps'][os.path.basename(path)].st_mode)
             measured = measure(path, checksum=self.params['checksum'], inspect=validate, is_dir=is_dir)
@@ -534,7 +534,7 @@ def main():
         check.violations.append('no dump schedule is installed on this host (no config in %s): nothing backs it up - '
                                 'install one with playbooks/nightly_backup.yml (dbfleet.postgresql.backup)'
                                 % params['config_dir'])
-    schedules = [check.schedule(name, path) for name, path in found]
+    schedules = [report for report in (check.schedule(name, path) for name, path in found) if report is not None]
     bases = [d['newest'] for s in schedules for d in s['databases'] if d['kind'] == 'basebackup' and d['newest']]
     base = max(bases, key=lambda n: n['stamp']) if bases else None
     result = dict(changed=False, healthy=not check.violations, violations=check.violations, warnings_found=check.warnings,

@@ -82,10 +82,17 @@ class HostRecord:
             self.failures.append((task_name, str(message)))
 
 
-def _newest_dump(backups):
-    """The dump the table shows: the largest database's newest, else any."""
+def _troubled(dump, limit):
+    """Whether the table should show this dump first: it no longer matches its manifest, is unreadable, or shrank."""
+    change = dump.get('size_change_pct')
+    return (dump.get('checksum') == 'mismatch' or dump.get('valid') is False
+            or (change is not None and -change > (DEFAULT_DROP_PCT if limit is None else limit)))
+
+
+def _newest_dump(backups, limit=None):
+    """The dump the table shows: one with a problem, else the largest database's newest, else any."""
     dumps = [d for d in backups.get('dumps') or [] if d.get('path')]
-    databases = [d for d in dumps if d.get('kind') == 'database'] or dumps
+    databases = [d for d in dumps if _troubled(d, limit)] or [d for d in dumps if d.get('kind') == 'database'] or dumps
     return max(databases, key=lambda d: d.get('size') or 0) if databases else None
 
 
@@ -93,11 +100,15 @@ def _from_file_stat(data):
     if not data.get('exists'):
         return None
     manifest = data.get('manifest') or {}
+    drop = data.get('size_drop_pct')
+    if not manifest:
+        checksum = None
+    elif not manifest.get('matches'):
+        checksum = 'mismatch'
+    else:
+        checksum = 'ok' if data.get('sha256') else 'size-only'
     return dict(db=None, schedule=None, path=data.get('path'), stamp=None, age_seconds=data.get('age_seconds'),
-                size=data.get('size'), size_change_pct=(-data['size_drop_pct'] if data.get('size_drop_pct') is not None
-                                                         else None),
-                checksum=('mismatch' if manifest and not manifest.get('matches') else
-                          ('ok' if manifest and data.get('sha256') else ('size-only' if manifest else None))),
+                size=data.get('size'), size_change_pct=None if drop is None else -drop, checksum=checksum,
                 valid=data.get('valid'), offsite=None, history=[])
 
 
@@ -118,8 +129,8 @@ def _replication(data):
     else:
         own = data.get('replica') or {}
         facts.update(lag_bytes=own.get('lag_bytes'), lag_seconds=own.get('lag_seconds'), paused=own.get('replay_paused'))
-        facts['text'] = '%s / %s%s' % ('?' if own.get('lag_bytes') is None else format_size(own['lag_bytes']),
-                                      _secs(own.get('lag_seconds')), ', replay paused' if own.get('replay_paused') else '')
+        lag = '?' if own.get('lag_bytes') is None else format_size(own['lag_bytes'])
+        facts['text'] = '%s / %s%s' % (lag, _secs(own.get('lag_seconds')), ', replay paused' if own.get('replay_paused') else '')
     return facts
 
 
@@ -170,21 +181,22 @@ def host_row(record):
     """The report's row for one host (what fleet-report.json holds)."""
     backups = (record.results.get('backup_status') or {}).get('dbfleet_report') or {}
     thresholds = (record.results.get('backup_status') or {}).get('thresholds') or {}
-    newest = _newest_dump(backups) if backups else _from_file_stat(record.results.get('file_stat') or {})
+    newest = _newest_dump(backups, thresholds.get('max_size_drop_pct')) if backups else _from_file_stat(record.results.get('file_stat') or {})
     replication = _replication(record.results.get('replication_lag'))
     archiving = _archiving(record.results.get('wal_archive_status'))
     verdict, reasons = _reasons(record)
     role = ((record.verdict or {}).get('role') or (replication or {}).get('role') or (archiving or {}).get('role') or '')
     change = (newest or {}).get('size_change_pct')
     checksum = (newest or {}).get('checksum')
+    checksum = {'mismatch': 'MISMATCH', 'size-only': 'size ok'}.get(checksum, checksum or '-')
     if (newest or {}).get('valid') is False:
-        checksum = '%s, UNREADABLE' % (checksum or '-')
+        checksum += ', UNREADABLE'
     cells = dict(host=record.name, role=role or '-',
                  **{'newest dump': os.path.basename((newest or {}).get('path') or '') or '-',
                     'age': format_duration(newest['age_seconds']) if newest and newest.get('age_seconds') is not None else '-',
                     'size': format_size(newest['size']) if newest and newest.get('size') is not None else '-',
                     'change': '-' if change is None else '%+.1f%%' % change,
-                    'checksum': {'mismatch': 'MISMATCH', 'size-only': 'size ok'}.get(checksum, checksum or '-'),
+                    'checksum': checksum,
                     'archiving': (archiving or {}).get('text') or '-',
                     'lag': (replication or {}).get('text') or ('unreachable' if record.unreachable else '-'),
                     'verdict': {'healthy': 'OK', 'unhealthy': 'RED', 'unreachable': 'UNREACHABLE'}[verdict]})

@@ -221,7 +221,7 @@ def test_idle_primary_for_two_minutes_never_turns_a_replica_red(lab):
     lab.psql(PRIMARY, 'SELECT txid_current()')
     wait_caught_up(lab)
     thresholds = {'verify_max_lag_seconds': '60s', 'verify_max_lag_bytes': '16MB'}
-    deadline = time.monotonic() + 330
+    deadline = time.monotonic() + 240  # two minutes of idleness and some slack; others' writes make it skip
     while True:
         run = run_verify(lab, playbook=HEALTH, extra_vars=thresholds)
         assert run.rc == 0 and run.ok_hosts() == DB_HOSTS, run.stdout[-3000:]  # never red, at any moment

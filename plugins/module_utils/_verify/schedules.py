@@ -62,8 +62,11 @@ def config_files(config_dir):
 
 
 def load_schedule(name, path):
-    """``(config, problems)``: the config as the runner will apply it (defaults filled), or None and why not."""
+    """``(config, problems)``: the config as the runner will apply it (defaults filled), or None and why not (no
+    problem when the file was removed since it was listed)."""
     data, problem = read_json_object(path)
+    if problem == MISSING:
+        return None, []  # removed since it was listed: no schedule any more
     if problem:
         return None, ['cannot read the schedule config %s: %s' % (path, problem)]
     if data.get('name') != name:
@@ -162,4 +165,3 @@ def artifact_path(dest, entry):
 
 def sidecar(dest, entry):
     return os.path.join(dest, manifest_name(entry['db'], entry['stamp']))
-

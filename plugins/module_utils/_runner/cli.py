@@ -19,7 +19,7 @@ lines (stdin and stdout carry the stream when the controller relays it)::
 
 ``dbfleet-wal-restore``, run by a restoring server as its restore_command (``walrestore.restore_command``)::
 
-    /usr/bin/python3 /opt/dbfleet/bin/dbfleet-wal-restore --config /var/lib/dbfleet/restore/NAME/wal-restore.json %f %p
+    /usr/bin/python3 /opt/dbfleet/bin/dbfleet-wal-restore --config /srv/dbfleet-restore/NAME/wal-restore.json %f %p
 """
 
 from __future__ import absolute_import, division, print_function

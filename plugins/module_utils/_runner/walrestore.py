@@ -12,10 +12,11 @@ reaches the command string.  For one requested file it:
   history file name;
 * looks for it in the archive (``archive_dir``), then in each of ``extra_dirs``
   (e.g. the ``pg_wal`` of the safety snapshot a disaster restore moved aside);
-* copies it next to ``%p`` under a temporary name, fsyncs it and renames it to
-  ``%p``, checking on the way that a segment has the segment size and that its
-  first page names this segment's address, the segment size and the system
-  identifier of the cluster being restored.
+* copies it next to ``%p`` under a temporary name and renames it to ``%p``,
+  checking on the way that a segment has the segment size and that its first
+  page names this segment's address, the segment size and the system
+  identifier of the cluster being restored.  No fsync: the copy is scratch the
+  server reads once, and after a crash recovery asks for it again.
 
 Exit codes: 0 restored; 1 not found anywhere (PostgreSQL asks for files that
 may not exist, and ends recovery at the last one it got); 2 a bad config or
@@ -166,7 +167,7 @@ def fetch(name, target, cfg):
 
 
 def _copy_checked(source, info, name, kind, target, cfg):
-    """Copy ``source`` to a temp file beside ``target``, check it, fsync, rename it to ``target``."""
+    """Copy ``source`` to a temp file beside ``target``, check it, rename it to ``target``."""
     directory, base = os.path.split(target)
     tmp = os.path.join(directory, ".%s.dbfleet-restore" % base)
     src = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -187,7 +188,6 @@ def _copy_checked(source, info, name, kind, target, cfg):
             problem = segment_problem(name, head, copied, cfg) if kind == "segment" else _text_problem(name, head, copied)
             if problem:
                 raise RestoreError("%s (in %s)" % (problem, os.path.dirname(source)))
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, target)

@@ -1,0 +1,154 @@
+# Copyright: (c) 2026, dbfleet maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Point-in-time restore, once the pre-flight checks passed: a base backup unpacked and proven intact
+(SHA-256 against the runner's manifest, then ``pg_verifybackup``), the recovery settings, a start, a wait until
+recovery reaches the target, and what the server says it reached.
+
+``validation`` does it in a throwaway instance (``_restore.instance``). ``disaster`` replaces the live data
+directory: everything up to a verified copy happens before the outage; then the server is stopped, its data
+directory moved aside as the safety snapshot (never deleted), the copy moved in with the live configuration files,
+and the server started by its own method. A restore that fails after the stop puts the snapshot back.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import time
+
+from ansible_collections.dbfleet.postgresql.plugins.module_utils import _files
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import _as
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import PgQueryError, query, run_statements
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore import basebackup, instance, live
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore.targets import conf_lines, recovery_settings
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.walrestore import restore_command
+
+REACHED_SQL = (
+    "SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_replay_lsn()::text AS lsn, "
+    "pg_last_xact_replay_timestamp() AS time, "
+    "CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause_state, "
+    "CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint()) "
+    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline")
+RECOVERY_MARK = 'recovery settings written by dbfleet.postgresql pitr_restore (reset once the server is promoted)'
+
+
+class RestoreError(Exception):
+    """The restore failed; the message says at which step and what was left where."""
+
+
+def restore_config(path, archive_dir, extra_dirs, sysid, segment_size, gid):
+    """Write the config of dbfleet-wal-restore (root-owned, readable by the server's group)."""
+    data = json.dumps(dict(archive_dir=archive_dir, extra_dirs=extra_dirs, system_identifier=sysid,
+                           wal_segment_size=segment_size), indent=2, sort_keys=True) + '\n'
+    _files.write_file(path, data.encode('utf-8'), 0, gid, 0o640)
+
+
+def unpack_verified(ctx, manifest, target_dir):
+    """Unpack and prove the copy: ``(timings, verifybackup words, system identifier, control minimums)``."""
+    timings = {}
+    started = time.monotonic()
+    try:
+        basebackup.unpack_backup(manifest, target_dir, ctx.identity)
+        timings['unpack'] = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        words = basebackup.verify_unpacked(ctx.bin_dir, manifest, target_dir, ctx.identity)
+        timings['verifybackup'] = round(time.monotonic() - started, 3)
+        control = basebackup.control_settings(ctx.bin_dir, target_dir, ctx.identity)
+    except basebackup.BackupError as exc:
+        raise RestoreError(str(exc))
+    return timings, words, basebackup.system_identifier(target_dir), control
+
+
+def wait_for_target(ctx, connection, action, running, timeout, log_text):
+    """Poll the restoring server until recovery reached the target (promoted, or paused); the facts it gives."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if not running():
+            said = ' | '.join(instance.evidence(log_text())[-6:]) or 'no words in its log'
+            raise RestoreError('the server stopped during recovery: %s' % said)
+        try:
+            row = query(ctx.module, connection, REACHED_SQL, run_as=ctx.run_as, password=ctx.password, connect_timeout=5)[0]
+        except PgQueryError as exc:
+            last = str(exc)
+            time.sleep(0.3)
+            continue
+        if not row['in_recovery'] or (action == 'pause' and row['pause_state'] == 'paused'):
+            return row
+        time.sleep(0.3)
+    raise RestoreError('recovery did not reach the target within %d seconds (last: %s); see the server log'
+                       % (timeout, last or 'still replaying'))
+
+
+def finish_facts(row, log_text, started):
+    """The result's ``reached``, ``evidence`` and ``rto_seconds``."""
+    return dict(reached=dict(lsn=row['lsn'], time=row['time'], timeline=row['timeline'], promoted=not row['in_recovery'],
+                             paused=row['pause_state'] == 'paused'),
+                evidence=instance.evidence(log_text), rto_seconds=round(time.monotonic() - started, 3))
+
+
+def validation(ctx, plan, target):
+    """Restore into a throwaway instance; returns the result dict (the instance is left running for verification)."""
+    manifest = plan['backup']
+    inst = ctx.instance
+    started = time.monotonic()
+    timings, words, sysid, control = unpack_verified(ctx, manifest, inst.data)
+    config = os.path.join(inst.directory, 'wal-restore.json')
+    restore_config(config, ctx.params['wal_archive'], [], sysid, int(manifest['wal_segment_size']), ctx.identity[1])
+    command = restore_command(ctx.interpreter, ctx.program, config)
+    recovery = recovery_settings(target, ctx.params['target_action'], command, ctx.params['target_inclusive'],
+                                 ctx.params['target_timeline'])
+    _files.write_file(os.path.join(inst.data, 'recovery.signal'), b'', ctx.identity[0], ctx.identity[1], 0o600)
+    settings = instance.instance_settings(inst.port, inst.directory, control, recovery)
+    inst.write_config(settings)
+    replay = time.monotonic()
+    inst.start(settings)
+    try:
+        inst.wait_started(ctx.params['timeout'])
+        row = wait_for_target(ctx, inst.connection(ctx.superuser), ctx.params['target_action'], inst.running,
+                              ctx.params['timeout'], inst.log_text)
+    except instance.InstanceError as exc:
+        raise RestoreError(str(exc))
+    timings['replay'] = round(time.monotonic() - replay, 3)
+    result = finish_facts(row, inst.log_text(), started)
+    result.update(verifybackup=words, timings=timings, system_identifier=sysid,
+                  instance=dict(directory=inst.directory, data_directory=inst.data, socket_directory=inst.socket_dir,
+                                port=inst.port, log=inst.log))
+    return result
+
+
+def copy_config(snapshot, data_directory, identity):
+    """Carry the live configuration files (postgresql.conf, pg_hba.conf, conf.d, ...) into the restored directory."""
+    copied = []
+    for name in live.config_entries(snapshot):
+        target = os.path.join(data_directory, name)
+        for argv in (['rm', '-rf', '--', target], ['cp', '-a', '--', os.path.join(snapshot, name), target]):
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd='/', check=False, **_as(identity))
+            if proc.returncode != 0:
+                raise RestoreError('could not carry %s into the restored data directory: %s'
+                                   % (name, proc.stdout.decode('utf-8', 'replace').strip()))
+        copied.append(name)
+    return copied
+
+
+def append_recovery(data_directory, settings, identity):
+    """Add the recovery settings to the restored postgresql.auto.conf (they win over postgresql.conf) and recovery.signal."""
+    path = os.path.join(data_directory, 'postgresql.auto.conf')
+    current = _files.read_regular(path) or b''
+    text = current.decode('utf-8', 'replace')
+    if text and not text.endswith('\n'):
+        text += '\n'
+    text += conf_lines(settings, RECOVERY_MARK)
+    _files.write_file(path, text.encode('utf-8'), identity[0], identity[1], 0o600)
+    _files.write_file(os.path.join(data_directory, 'recovery.signal'), b'', identity[0], identity[1], 0o600)
+
+
+def reset_recovery(ctx, settings):
+    """After promotion: ALTER SYSTEM RESET every recovery setting and reload, so the next restart is a normal one."""
+    statements = [('ALTER SYSTEM RESET %s' % name, None) for name, _value in settings]
+    statements.append(('SELECT pg_reload_conf()', None))
+    run_statements(ctx.module, ctx.connection, statements, password=ctx.password, run_as=ctx.run_as, read_only=False,
+                   autocommit=True)

@@ -31,6 +31,11 @@ def ids(owner, group=None):
     return entry.pw_uid, gid
 
 
+def group_of(user):
+    """The name of ``user``'s primary group: the group a run user reads its configs and secrets as."""
+    return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+
+
 class DesiredDir:
     """A directory that must exist with this owner, group and mode."""
 

@@ -286,7 +286,6 @@ run:
   type: dict
 '''
 
-import grp
 import json
 import os
 import pwd
@@ -439,7 +438,7 @@ def desired_state(params, paths, config, expression, connection, command):
     user reads them and cannot change them; the directories the runner writes belong to it.
     """
     run_as = params['run_as']
-    group = grp.getgrgid(_desired.ids(run_as)[1]).gr_name
+    group = _desired.group_of(run_as)
     what = 'the whole cluster' if params['kind'] == 'basebackup' else ', '.join(params['databases'])
     description = 'dbfleet %s schedule "%s": %s' % (params['kind'], params['name'], what)
     items = [

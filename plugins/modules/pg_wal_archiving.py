@@ -195,7 +195,7 @@ def desired_state(params, interpreter):
         _desired.DesiredDir(params['archive_dir'], owner=params['run_as'], mode=0o750),
         _desired.DesiredFile(params['program_path'], program.build_program('dbfleet-wal-archive', interpreter),
                              mode=0o755, shown=False),
-        _desired.DesiredFile(params['config_path'], config, group=_group_of(params['run_as']), mode=0o640),
+        _desired.DesiredFile(params['config_path'], config, group=_desired.group_of(params['run_as']), mode=0o640),
     ]
 
 
@@ -263,11 +263,6 @@ def main():
 def _literal(value):
     """A SQL string literal (ALTER SYSTEM takes no parameters); the values here contain no control characters."""
     return "'%s'" % str(value).replace("'", "''")
-
-
-def _group_of(user):
-    import grp  # pylint: disable=import-outside-toplevel
-    return grp.getgrgid(_desired.ids(user)[1]).gr_name
 
 
 if __name__ == '__main__':

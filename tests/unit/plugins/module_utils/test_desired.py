@@ -188,3 +188,10 @@ def test_a_setuid_mode_is_never_written(tmp_path):
     with pytest.raises(UnsafePath, match='setuid'):
         mine(tmp_path / 'prog', b'x', mode=0o4755).apply(Recorder())
     assert not os.path.lexists(tmp_path / 'prog')
+
+
+def test_group_of_is_the_primary_group():
+    assert _desired.group_of('root') == grp.getgrgid(0).gr_name
+    assert _desired.group_of(USER.pw_name) == GROUP
+    with pytest.raises(KeyError):
+        _desired.group_of('no-such-user-here')

@@ -21,7 +21,7 @@ except ImportError as exc:  # the backup role installs it; modules report it wit
     CRONITER_IMPORT_ERROR = exc
 
 _NICKNAMES = ('@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly')
-CRON_NAME_RE = re.compile(r'^[A-Za-z0-9_-]+$')
+CRON_NAME_RE = re.compile(r'^[A-Za-z0-9_-]+\Z')
 _CONTROL_RE = re.compile('[\\x00-\\x1f\\x7f]')
 
 
@@ -37,7 +37,7 @@ _FIELDS = (
     ('month', 1, 12, ('jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec')),
     ('day of week', 0, 7, ('sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat')),
 )
-_ITEM_RE = re.compile(r'^(?:(\*)|(\w+)(?:-(\w+))?)(?:/(\d+))?$')
+_ITEM_RE = re.compile(r'^(?:(\*)|(\w+)(?:-(\w+))?)(?:/(\d+))?\Z', re.ASCII)
 
 
 def _value(token, low, names):

@@ -33,7 +33,7 @@ DEFAULT_DIRS = {
 }
 PROGRAM_DIR = "/opt/dbfleet/bin"              # the host-side programs, one file each
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 DEFAULTS = {
     "name": None,

@@ -84,3 +84,9 @@ def test_cron_file_refuses_control_characters():
         render_cron_file('dbfleet dump schedule "x": app\n* * * * * root id #', '0 3 * * *', 'postgres', ['/bin/true'])
     with pytest.raises(ScheduleError, match='control character'):
         render_cron_file('desc', '0 3 * * *', 'postgres', ['/bin/true', 'a\rb'])
+
+
+@pytest.mark.parametrize('spec', ['0 \u00b2 * * *', '0 3 * * \u0661', '0 3 * * *\n'])
+def test_only_ascii_digits_and_no_trailing_newline(spec):
+    with pytest.raises(ScheduleError):
+        normalize_schedule(spec)

@@ -38,14 +38,15 @@ options:
     default: [database, globals, basebackup]
 attributes:
   check_mode:
-    description: Read-only; runs the same in check mode.
+    description: It only reads manifests, so a check-mode run returns exactly what a real one would.
     support: full
   diff_mode:
-    description: Never changes anything.
+    description: Nothing to diff - no file is ever written.
     support: none
 seealso:
+  - module: dbfleet.postgresql.backup_status
+    description: The same facts per schedule, with freshness and size verdicts.
   - module: dbfleet.postgresql.send_file
-  - module: dbfleet.postgresql.file_stat
 author:
   - dbfleet maintainers (@dbfleet)
 '''

@@ -156,8 +156,10 @@ attributes:
 requirements:
   - boto3 on the host that runs it (Debian's C(python3-boto3)).
 seealso:
-  - module: dbfleet.postgresql.send_file
   - module: dbfleet.postgresql.file_stat
+    description: Checks a downloaded dump against the manifest saved beside it.
+  - module: dbfleet.postgresql.send_file
+    description: Host to host instead of host to bucket.
 author:
   - dbfleet maintainers (@dbfleet)
 '''

@@ -227,6 +227,23 @@ def test_a_byte_flipped_in_transit_is_detected_and_the_destination_keeps_nothing
     assert listing(fleet_lab, DEST, DST) == ['.', './transit.dump']                      # and no partial
 
 
+def test_two_transfers_to_the_same_destination_at_once_one_waits_its_turn_by_failing_in_words(fleet_lab, medium):
+    path, digest = medium
+    dest = DST + '/twice.dump'
+    first = start_send(fleet_lab, path=path, dest=dest, method='direct', bandwidth_limit='6MB')
+    partial = host_path(fleet_lab, DEST, DST + '/' + partial_name('twice.dump'))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (os.path.exists(partial) and os.path.getsize(partial) > 0):
+        time.sleep(0.05)
+    second = send(fleet_lab, path=path, dest=dest, method='relay')
+    assert first.poll() is None, 'the first transfer ended before the second one tried'
+    out, err = first.communicate(timeout=300)
+    done = host_results(_parse(subprocess.CompletedProcess(first.args, first.returncode, out, err)))[SOURCE]
+    assert second['failed'] and 'another transfer to %s is running' % dest in second['msg']
+    assert not done.get('failed'), done['msg']
+    assert done['sha256'] == digest == sha256_on(fleet_lab, DEST, dest)
+
+
 # --------------------------------------------------------------------------
 # directories, backups of what is replaced, check mode, plan mode, deny-list, hostile values
 # --------------------------------------------------------------------------

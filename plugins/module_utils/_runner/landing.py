@@ -188,7 +188,11 @@ class Landing:
                 os.close(fd)
                 os.unlink(self.partial, dir_fd=self.dir_fd)      # not ours to extend: never written through
                 continue
-            _lock(fd, self.dest)
+            try:
+                _lock(fd, self.dest)
+            except BaseException:
+                os.close(fd)
+                raise
             try:
                 now = os.lstat(self.partial, dir_fd=self.dir_fd)
             except FileNotFoundError:
@@ -217,7 +221,11 @@ class Landing:
         if fd is None:
             os.mkdir(self.partial, 0o700, dir_fd=self.dir_fd)
             fd = os.open(self.partial, _DIR_FLAGS, dir_fd=self.dir_fd)
-        _lock(fd, self.dest)
+        try:
+            _lock(fd, self.dest)
+        except BaseException:
+            os.close(fd)
+            raise
         self.fd = fd
         self._drop_incomplete(fd)
         return None
@@ -235,9 +243,13 @@ class Landing:
                 os.unlink(name, dir_fd=fd)
 
     # -- the kept partial ----------------------------------------------------------------------------
-    def kept_digest(self):
-        """``(size, StreamDigest)`` of the stream the kept partial holds (read once to hash it)."""
+    def kept_digest(self, alive=None):
+        """``(size, StreamDigest)`` of the stream the kept partial holds (read once to hash it).
+
+        ``alive(count)`` is called as it goes (a long partial takes a while to hash).
+        """
         digest = StreamDigest()
+        alive = alive or (lambda count: None)
         if self.kind == "file":
             buf = bytearray(CHUNK)
             view = memoryview(buf)
@@ -247,11 +259,13 @@ class Landing:
                 if not count:
                     break
                 digest.update(view[:count])
+                alive(digest.size)
             self.written = self._flushed = digest.size
             return digest.size, digest
         self.files = {}
         for chunk in stream(self.fd, scan(self.fd), self.files):
             digest.update(chunk)
+            alive(digest.size)
         self.written = digest.size
         return digest.size, digest
 
@@ -402,8 +416,9 @@ class Landing:
             return False
 
     def discard(self):
-        """Remove the partial: what arrived is not the source (never keep a bad copy)."""
-        if self.dir_fd is None:
+        """Remove the partial: what arrived is not the source (never keep a bad copy). Only a partial this
+        landing holds the lock of: another transfer's is never touched."""
+        if self.dir_fd is None or self.fd is None:
             return
         try:
             remove_tree_at(self.dir_fd, self.partial)

@@ -154,13 +154,13 @@ def listen(job, events, refused):
     try:
         port = server.getsockname()[1]
         events({"event": "listening", "address": job["listen"], "port": port, "fingerprint": pinned})
-        deadline = time.monotonic() + job["connect_timeout"]
+        deadline = time.monotonic() + job["connect_timeout"] + job["timeout"]   # the sender still has to be started
         stdin = sys.stdin.fileno()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise Unreachable("no sender connected to port %d within %s s%s" % (
-                    port, job["connect_timeout"], "; refused: " + "; ".join(refused) if refused else ""))
+                    port, job["connect_timeout"] + job["timeout"], "; refused: " + "; ".join(refused) if refused else ""))
             ready, _w, _x = select.select([server, stdin], [], [], left)
             if stdin in ready and not os.read(stdin, 4096):
                 raise TransferError("the controller went away before the sender connected")
@@ -250,14 +250,15 @@ def send(job, channel, source, result):
 def receive(job, channel, landing, result, events=None):
     """Offer the kept partial, take the stream, verify; fills ``result`` and returns the ``start`` message."""
     digest, kept = StreamDigest(), 0
+    alive = _heartbeat(events)
     if job["resume"] and landing.kind == "file":
         size = os.fstat(landing.fd).st_size
         channel.send_message(JSON, {"type": "offer", "partial": size})   # the sender hashes its prefix meanwhile
         if size:
-            kept, digest = landing.kept_digest()
+            kept, digest = landing.kept_digest(alive)
             channel.send_message(JSON, {"type": "partial", "size": kept, "sha256": _sha(digest)})
     elif job["resume"]:
-        kept, digest = landing.kept_digest()
+        kept, digest = landing.kept_digest(alive)
         channel.send_message(JSON, {"type": "offer", "partial": kept})
         if kept:
             channel.send_message(JSON, {"type": "partial", "size": kept, "sha256": _sha(digest)})
@@ -273,16 +274,13 @@ def receive(job, channel, landing, result, events=None):
     result.update(resumed=offset, partial_note=start.get("note"))
     parser = TreeParser(landing) if landing.kind == "tree" else None
     buf = bytearray(MAX_DATA)
-    said = time.monotonic()
     while True:
         kind, length = channel.recv_header()
         if kind == DATA:
             view = memoryview(buf)[:length]
             channel.read_exact(view)
             digest.update(view)
-            if events is not None and time.monotonic() - said >= PROGRESS_EVERY:
-                said = time.monotonic()
-                events({"event": "progress", "bytes": digest.size})
+            alive(digest.size)
             if parser is None:
                 landing.write(view)
             else:
@@ -297,6 +295,17 @@ def receive(job, channel, landing, result, events=None):
     result.update(bytes=digest.size, received=digest.size - offset, sha256=_sha(digest))
     _verify(start, message, digest, landing, parser, result)
     return start
+
+
+def _heartbeat(events):
+    """A function of a byte count that says ``progress`` (the controller's sign of life) every few seconds."""
+    said = [time.monotonic()]
+
+    def alive(count):
+        if events is not None and time.monotonic() - said[0] >= PROGRESS_EVERY:
+            said[0] = time.monotonic()
+            events({"event": "progress", "bytes": count})
+    return alive
 
 
 def _verify(start, end, digest, landing, parser, result):

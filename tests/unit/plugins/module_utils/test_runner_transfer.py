@@ -113,7 +113,7 @@ def tree_bytes(root):
 
 def test_the_tree_stream_is_deterministic_whatever_the_creation_order(tmp_path):
     first, digests = tree_bytes(make_tree(str(tmp_path / 'one'), order=('a', 'b')))
-    second, _ = tree_bytes(make_tree(str(tmp_path / 'two'), order=('b', 'a')))
+    second, _digests = tree_bytes(make_tree(str(tmp_path / 'two'), order=('b', 'a')))
     os.utime(str(tmp_path / 'two' / 'sub'), (1, 1))           # a directory's mtime is not part of the stream
     assert first == second == tree_bytes(str(tmp_path / 'two'))[0]
     assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()
@@ -171,7 +171,7 @@ class Collect:
 
 
 def test_the_parser_takes_any_chunking(tmp_path):
-    data, _ = tree_bytes(make_tree(str(tmp_path / 'tree')))
+    data, _digests = tree_bytes(make_tree(str(tmp_path / 'tree')))
     whole, bytewise = Collect(), Collect()
     parser = tarstream.TreeParser(whole)
     parser.feed(memoryview(data))
@@ -418,3 +418,21 @@ def test_a_job_is_checked_whole_and_never_needs_a_secret_on_the_command_line(tmp
                     file_mode=0o4755)
     errors = ' / '.join(transferjob.job_errors(receiver, transferjob.RECEIVE))
     assert 'a host in plan mode never receives' in errors and 'without setuid' in errors
+
+
+def test_a_second_landing_on_a_partial_in_use_fails_in_words_and_leaves_the_first_ones_partial_alone(tmp_path):
+    for kind in ('file', 'tree'):
+        dest = str(tmp_path / ('dst-' + kind))
+        first = Landing(dest, kind, None, (os.getuid(), os.getgid()))
+        first.open()
+        if kind == 'file':
+            first.write(memoryview(b'first transfer'))
+        else:
+            first.directory_member('kept')
+        second = Landing(dest, kind, None, (os.getuid(), os.getgid()))
+        with pytest.raises(frames.TransferError, match='another transfer to %s is running' % dest):
+            second.open()
+        second.discard()
+        second.close()
+        assert (tmp_path / partial_name(os.path.basename(dest))).exists()
+        first.close()

@@ -122,8 +122,9 @@ options:
         type: bool
         default: true
   checksums_must_match:
-    description: A table whose content differs from O(verify.reference) is a failure; V(false) for a dump that is
-      expected to be older than the reference (then only missing tables, the schema and amcheck can fail).
+    description: A table whose content differs from O(verify.reference), or that the copy lacks, or a schema difference,
+      is a failure; V(false) for a dump that is expected to be older than the reference - those are then reported, and
+      only an incomplete restore (a table of the dump's own table of contents missing) or amcheck fail.
     type: bool
     default: true
   fail_on_mismatch:
@@ -295,6 +296,11 @@ def main():
             schema_map = dict((name.split('.', 1)[0], ref.split('.', 1)[0]) for name, ref in table_map.items())
             result['into'].update(database=params['target_database'], schema=into, tables=sorted(table_map))
         result.update(restore_seconds=seconds, rto_seconds=round(time.monotonic() - started, 3))
+        if params['into'] != 'schema' and fmt != 'plain':
+            lacking = dumprun.incomplete(ctx, archive, connection, logical.tool_env({}, None))
+            if lacking:
+                raise logical.DumpError('the restore is incomplete: the dump holds data of %s, which the restored database '
+                                        'lacks (see pg_restore\'s errors above)' % ', '.join(lacking))
         if params['verify'] is not None:
             options = dict(params['verify'])
             options['databases'] = options.get('databases') or [connection['dbname']]
@@ -302,7 +308,8 @@ def main():
                 options['amcheck'] = False
             result['verification'] = common.verify_copy(
                 ctx, connection, options, table_map, schema_map, checksums_must_match=params['checksums_must_match'],
-                amcheck_install=params['into'] != 'schema', database_map={connection['dbname']: database})
+                amcheck_install=params['into'] != 'schema', database_map={connection['dbname']: database},
+                schema_must_match=params['checksums_must_match'])
             result['rpo_seconds'] = rpo(manifest, options.get('reference'))
     except (logical.DumpError, instance.InstanceError, ValueError, PgQueryError, OSError, UnsafePath) as exc:
         cleanup(ctx, params, workspace, inst, scratch, result)

@@ -109,7 +109,7 @@ def program_items(program_path):
 
 
 def verify_copy(ctx, connection, options, table_map=None, schema_map=None, skip_unlogged=False,
-                checksums_must_match=True, amcheck_install=True, database_map=None):
+                checksums_must_match=True, amcheck_install=True, database_map=None, schema_must_match=True):
     """Scan the restored copy at ``connection`` and compare it with ``options['reference']`` (when given).
 
     ``database_map``: ``{restored database: reference database}`` (a scratch database). Returns ``{verdict, problems,
@@ -151,7 +151,7 @@ def verify_copy(ctx, connection, options, table_map=None, schema_map=None, skip_
                 problems.extend(verify.verdict_problems(shown, alone))
             continue
         comparison = verify.compare_database(reference[db], got, table_map, schema_map, skip_unlogged)
-        problems.extend(verify.verdict_problems(shown, comparison, checksums_must_match))
+        problems.extend(verify.verdict_problems(shown, comparison, checksums_must_match, schema_must_match))
         out[shown] = comparison
     verdict = 'failed' if problems else ('verified' if reference else 'scanned')
     return dict(verdict=verdict, problems=problems, databases=out, point=reply.get('point'),

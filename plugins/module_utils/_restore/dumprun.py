@@ -21,6 +21,8 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore import
 
 SCHEMA_EXISTS_SQL = 'SELECT 1 FROM pg_namespace WHERE nspname = %s'
 DATABASE_EXISTS_SQL = 'SELECT 1 FROM pg_database WHERE datname = %s'
+TABLES_SQL = ("SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE c.relkind IN ('r', 'p')")
 
 
 class Workspace:
@@ -53,13 +55,28 @@ def into_instance(ctx, archive, fmt, database, jobs, inst):
     inst.wait_started(ctx.params['timeout'])
     env = logical.tool_env(inst.connection(ctx.superuser), None)
     started = time.monotonic()
-    if fmt == 'plain':
+    if database in ('postgres', 'template1'):  # a fresh cluster has them: restore into the one there
+        argv = logical.pg_restore_argv(ctx.bin_dir, archive, fmt, jobs, dbname=database)
+    elif fmt == 'plain':
         logical.run_tool([os.path.join(ctx.bin_dir, 'createdb'), '--', database], env, ctx.identity, 'createdb')
         argv = logical.pg_restore_argv(ctx.bin_dir, archive, fmt, jobs, dbname=database)
     else:
         argv = logical.pg_restore_argv(ctx.bin_dir, archive, fmt, jobs, create=True)
     logical.run_tool(argv, env, ctx.identity, 'restoring %s into the throwaway instance' % database)
     return round(time.monotonic() - started, 3), inst.connection(ctx.superuser, database)
+
+
+def incomplete(ctx, archive, connection, env, rename=None):
+    """The tables the dump holds data for that the restored database lacks (``rename``: their schema there)."""
+    entries = logical.parse_toc(logical.run_tool([os.path.join(ctx.bin_dir, 'pg_restore'), '--list', archive], env,
+                                                 ctx.identity, 'pg_restore --list'))
+    present = set(row['name'] for row in query(ctx.module, connection, TABLES_SQL, run_as=ctx.run_as, password=ctx.password,
+                                               connect_timeout=ctx.connect_timeout))
+    wanted = logical.toc_tables(entries)
+    if rename:
+        wanted = [name for name in wanted if name.split('.', 1)[0] in rename]
+        wanted = ['%s.%s' % (rename[name.split('.', 1)[0]], name.split('.', 1)[1]) for name in wanted]
+    return [name for name in wanted if name not in present]
 
 
 def _exists(ctx, connection, sql, name):

@@ -170,6 +170,11 @@ def select_entries(entries, tables=None, schemas=None, indexes=None):
     return [unique[key]['line'] for key in sorted(unique, key=lambda key: order[key])]
 
 
+def toc_tables(entries):
+    """``schema.table`` of every table whose data the dump holds (its TABLE DATA entries)."""
+    return sorted('%s.%s' % (e['schema'], e['tag']) for e in entries if e['kind'] == 'TABLE DATA')
+
+
 def check_identifier(name, what):
     """A schema or database name dbfleet creates: lower-case letters, digits, ``_`` (nothing to quote or escape)."""
     if not _IDENT_RE.match(name or ''):

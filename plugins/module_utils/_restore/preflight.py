@@ -41,21 +41,21 @@ def live_facts(ctx):
 
 
 def archive_listing(archive, extra_dirs=()):
-    """``(names, mtimes, histories)`` of the WAL archive directory (read as root, content only of history files).
+    """``(names, mtimes, histories, tail)`` of the WAL archive directory (read as root, content only of history files).
 
     ``extra_dirs``: more places the restore reads WAL from (a disaster restore: the live ``pg_wal``, which becomes
-    the snapshot's); their segments count as available too.
+    the snapshot's); their segments are the ``tail`` (see ``walcheck.check_continuity``).
     """
     try:
         names = os.listdir(archive)
     except OSError as exc:
         raise PreflightError('cannot list the WAL archive %s: %s' % (archive, exc))
-    mtimes, histories = {}, {}
+    mtimes, histories, tail = {}, {}, []
     for directory in extra_dirs:
         try:
             for name in os.listdir(directory):
                 if WAL_FILE_RE.match(name) and name not in names:
-                    names.append(name)
+                    tail.append(name)
                     mtimes[name] = os.lstat(os.path.join(directory, name)).st_mtime
         except OSError as exc:
             raise PreflightError('cannot list %s: %s' % (directory, exc))
@@ -71,7 +71,7 @@ def archive_listing(archive, extra_dirs=()):
                 histories[int(name[:8], 16)] = walcheck.parse_history(text)
             except (OSError, ValueError, _files.UnsafePath) as exc:
                 raise PreflightError('cannot read the timeline history file %s in %s: %s' % (name, archive, exc))
-    return names, mtimes, histories
+    return names, mtimes, histories, tail
 
 
 def check_hashes(manifest):
@@ -90,23 +90,24 @@ def check_hashes(manifest):
 
 def wal_check(ctx, manifest, target, extra_dirs=()):
     """The continuity verdict, after having the live server archive its current segment when the target needs it."""
-    names, mtimes, histories = archive_listing(ctx.params['wal_archive'], extra_dirs)
-    result = walcheck.check_continuity(manifest, names, histories, target, ctx.params['target_timeline'], mtimes)
+    names, mtimes, histories, tail = archive_listing(ctx.params['wal_archive'], extra_dirs)
+    result = walcheck.check_continuity(manifest, names, histories, target, ctx.params['target_timeline'], mtimes, tail)
     if result['ok'] or not needs_switch(result, target) or not ctx.params['switch_wal']:
         return result
     live = ctx.live
     if not live or live['in_recovery']:
         return result
     if ctx.module.check_mode:
-        if len(result['problems']) == 1 and target['kind'] == 'time':
+        only_that = result['missing'] == [result['last_needed']] if target['kind'] == 'lsn' else not result['missing']
+        if len(result['problems']) == 1 and only_that:
             ctx.notes.append('the WAL of the target is still in the live server\'s current segment: a real run first asks '
                              'the server to archive it (pg_switch_wal)')
             result['problems'], result['ok'] = [], True
         return result
     segment = switch_and_wait(ctx)
     ctx.notes.append('asked the live server to archive its current WAL segment (%s) so the target is restorable' % segment)
-    names, mtimes, histories = archive_listing(ctx.params['wal_archive'], extra_dirs)
-    return walcheck.check_continuity(manifest, names, histories, target, ctx.params['target_timeline'], mtimes)
+    names, mtimes, histories, tail = archive_listing(ctx.params['wal_archive'], extra_dirs)
+    return walcheck.check_continuity(manifest, names, histories, target, ctx.params['target_timeline'], mtimes, tail)
 
 
 def needs_switch(result, target):

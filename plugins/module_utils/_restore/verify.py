@@ -140,16 +140,20 @@ def amcheck_ok(amcheck):
     return not amcheck or not amcheck.get('failed')
 
 
-def verdict_problems(database, comparison, checksums_must_match=True):
-    """Sentences for what is wrong with a compared database (empty: verified)."""
+def verdict_problems(database, comparison, checksums_must_match=True, schema_must_match=True):
+    """Sentences for what is wrong with a compared database (empty: verified).
+
+    ``checksums_must_match`` False (a dump older than the reference): differing content and tables the copy lacks
+    are reported in the comparison, not problems; ``schema_must_match`` False: a schema difference neither.
+    """
     problems = ['%s: %s' % (database, text) for text in comparison['problems']]
-    if comparison['missing_tables']:
+    if comparison['missing_tables'] and checksums_must_match:
         problems.append('%s: tables missing from the restored copy: %s' % (database, ', '.join(comparison['missing_tables'])))
     differing = [name for name, entry in comparison['tables'].items() if entry['equal'] is False]
     if differing and checksums_must_match:
         problems.append('%s: content differs from the reference in %s' % (database, ', '.join(
             '%s (%s)' % (name, comparison['tables'][name]['note']) for name in differing)))
-    if not comparison['schema']['equal']:
+    if not comparison['schema']['equal'] and schema_must_match:
         problems.append('%s: the schema differs from the reference (%d line(s) missing, %d extra), e.g. %s' % (
             database, len(comparison['schema']['missing']), len(comparison['schema']['extra']),
             (comparison['schema']['missing'] + comparison['schema']['extra'])[0]))

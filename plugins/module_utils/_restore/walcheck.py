@@ -79,20 +79,24 @@ def choose_timeline(histories, backup_timeline, wanted):
     return int(wanted)
 
 
-def check_continuity(backup, names, histories, target, wanted_timeline='latest', mtimes=None):
+def check_continuity(backup, names, histories, target, wanted_timeline='latest', mtimes=None, tail=()):
     """The WAL verdict for restoring ``backup`` (a base backup's runner manifest) to ``target``.
 
     ``names``: the file names in the WAL archive; ``histories``: ``{timeline: parse_history(...)}`` of the history
     files found there; ``target`` from ``targets.parse_target``; ``mtimes``: ``{name: epoch seconds}`` (for a time
-    target: is anything archived after it?). Returns a dict: ``ok``, ``problems`` (sentences), ``missing`` (the
-    names of missing segments, at most MAX_NAMED, with ``missing_count``), ``timeline``, ``timeline_path``,
-    ``first_needed``/``last_needed`` (file names) and ``from_archive`` (how many segments come from the archive).
+    target: is anything archived after it?); ``tail``: segments found elsewhere (a disaster restore: the live
+    ``pg_wal``), which count only after the newest archived one -- what the archiver has not shipped yet. A hole in
+    the archive before that is a broken archive, whatever ``pg_wal`` happens to hold today. Returns a dict: ``ok``,
+    ``problems`` (sentences), ``missing`` (the names of missing segments, at most MAX_NAMED, with
+    ``missing_count``), ``timeline``, ``timeline_path``, ``first_needed``/``last_needed`` (file names),
+    ``from_archive`` (how many segments come from the archive) and ``from_tail``.
     """
     size = backup['wal_segment_size']
     names = set(names)
+    tail = set(tail) - names
     base_tli = backup['timeline']
     result = dict(ok=False, problems=[], missing=[], missing_count=0, timeline=None, timeline_path=[],
-                  first_needed=None, last_needed=None, from_archive=0, newest_archived=None)
+                  first_needed=None, last_needed=None, from_archive=0, from_tail=0, newest_archived=None)
     tli = choose_timeline(histories, base_tli, wanted_timeline)
     path = timeline_path(histories, tli)
     result['timeline'] = tli
@@ -112,10 +116,11 @@ def check_continuity(backup, names, histories, target, wanted_timeline='latest',
         return result
     first = segment_number(backup['start_wal_file'], size)
     in_backup = segment_number(backup['end_wal_file'], size)
-    last, newest = _last_segment(backup, names, path, target, size, in_backup)
+    archived_last, newest = _last_segment(backup, names, path, dict(kind='latest'), size, in_backup)
+    last = _last_segment(backup, names | tail, path, target, size, in_backup)[0]
     result['newest_archived'] = newest
     if target['kind'] == 'time' and mtimes is not None:
-        after = [n for n in names if WAL_FILE_RE.match(n) and mtimes.get(n, 0) >= target['when'].timestamp()]
+        after = [n for n in names | tail if WAL_FILE_RE.match(n) and mtimes.get(n, 0) >= target['when'].timestamp()]
         if not after:
             result['problems'].append(
                 'nothing was archived after the target %s (newest archived segment: %s): the WAL of that moment may '
@@ -129,6 +134,8 @@ def check_continuity(backup, names, histories, target, wanted_timeline='latest',
             continue  # in the base backup's pg_wal.tar
         if name in names:
             result['from_archive'] += 1
+        elif name in tail and segno > archived_last:
+            result['from_tail'] += 1
         else:
             missing.append(name)
     result['first_needed'] = segment_name(_timeline_for(path, first, size), first, size)

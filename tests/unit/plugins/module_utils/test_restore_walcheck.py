@@ -89,3 +89,13 @@ def test_many_missing_segments_are_counted_and_the_first_named():
     result = check(names(1, 6, 6) + names(1, 60, 60))
     assert result['missing_count'] == 53 and len(result['missing']) == walcheck.MAX_NAMED
     assert 'and 33 more' in result['problems'][0]
+
+
+def test_the_live_pg_wal_covers_only_what_the_archiver_has_not_shipped_yet():
+    pg_wal = names(1, 4, 12)
+    tail_only = walcheck.check_continuity(BACKUP, names(1, 6, 9), {}, targets.parse_target({}), tail=pg_wal)
+    assert tail_only['ok'] and (tail_only['from_archive'], tail_only['from_tail']) == (4, 3)
+    assert tail_only['last_needed'] == '00000001000000000000000C'
+    holed = [n for n in names(1, 6, 9) if n != '000000010000000000000007']
+    broken = walcheck.check_continuity(BACKUP, holed, {}, targets.parse_target({}), tail=pg_wal)
+    assert broken['missing'] == ['000000010000000000000007']  # a hole in the archive stays a hole

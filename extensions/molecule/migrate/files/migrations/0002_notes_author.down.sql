@@ -1,0 +1,2 @@
+-- dbfleet:no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS notes_author;

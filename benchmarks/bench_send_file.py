@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """send_file against scp and rsync, and relay against direct, in one run: same 1 GiB file, same two hosts.
 
-On the fleet lab, db-primary's ``/srv/sendfile-big/big-20260101T000000Z.dump`` (1 GiB of random bytes, made once and
-kept for the tests too) goes to backup-box, each way once, to a file that is not there yet:
+On the fleet lab, db-primary's ``/srv/sendfile-big/big-20260101T000000Z.dump`` (1 GiB of random bytes, the file the
+tests use, made for the run and removed afterwards) goes to backup-box, each way once, to a file that is not there yet:
 
 * scp:    ``scp FILE root@backup-box:DEST`` run on db-primary (OpenSSH's defaults; no hash, no fsync)
 * rsync:  ``rsync -e ssh FILE root@backup-box:DEST`` run on db-primary (whole file; its own checksums)
@@ -35,7 +35,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, 'build', 'collections'))
 
 from tests.integration.ansible_cli import BIN, _env, _parse, host_results  # noqa: E402
-from tests.integration.sendfile_helpers import BIG, BIG_SIZE, DEST, SOURCE, make_random, sha256_on  # noqa: E402
+from tests.integration.sendfile_helpers import BIG, BIG_DIR, BIG_SIZE, DEST, SOURCE, make_random, sha256_on  # noqa: E402
 from tests.lab.pytest_fleetlab import FleetLab  # noqa: E402
 
 OUT = '/srv/sendfile-bench'
@@ -108,6 +108,7 @@ def main():
     finally:
         shutil.rmtree(keydir, ignore_errors=True)
         lab.exec(DEST, 'rm', '-rf', OUT, check=False)
+        lab.exec(SOURCE, 'rm', '-rf', BIG_DIR, check=False)
     load_after = os.getloadavg()
     for measured in results.values():
         measured['mib_per_s'] = round(BIG_SIZE / MIB / measured['seconds'], 1)

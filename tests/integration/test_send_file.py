@@ -22,8 +22,8 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.landing
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.program import build_program
 from ansible_collections.dbfleet.postgresql.plugins.plugin_utils._peer import preamble
 from tests.integration.ansible_cli import BIN, _env, _parse, host_results, run_module
-from tests.integration.sendfile_helpers import (BIG, BIG_SIZE, DEST, SOURCE, Footprint, blocked_port, host_path, make_random,
-                                                sha256_on)
+from tests.integration.sendfile_helpers import (BIG, BIG_DIR, BIG_SIZE, DEST, SOURCE, Footprint, blocked_port, host_path,
+                                                make_random, sha256_on)
 
 MODULE = 'dbfleet.postgresql.send_file'
 SRC = '/srv/sendfile-test'        # scratch on db-primary
@@ -33,8 +33,9 @@ MIB = 1 << 20
 
 @pytest.fixture(scope='module')
 def big(fleet_lab):
-    """The 1 GiB file on db-primary (made once per session run; the benchmark uses the same one)."""
-    return make_random(fleet_lab, SOURCE, BIG, BIG_SIZE)
+    """The 1 GiB file on db-primary, made once for the tests of this module (the benchmark makes the same one)."""
+    yield make_random(fleet_lab, SOURCE, BIG, BIG_SIZE)
+    fleet_lab.exec(SOURCE, 'rm', '-rf', BIG_DIR)
 
 
 @pytest.fixture()
@@ -118,6 +119,8 @@ def test_one_gib_relay_streams_through_a_controller_that_holds_none_of_it(fleet_
     assert sha256_on(fleet_lab, DEST, DST + '/big.dump') == big
     # the whole controller side (ansible, its worker, the four ssh clients): well under the file's size at any
     # moment, and (almost) nothing written to storage
+    print('controller while relaying 1 GiB: %d processes, at most %.1f MiB resident at once, %.1f KiB written to storage'
+          % (len(footprint.processes), footprint.max_rss / MIB, footprint.storage_writes / 1024.0))
     assert footprint.max_rss < 400 * MIB, footprint.max_rss
     assert footprint.storage_writes < 32 * MIB, footprint.storage_writes
     assert len(footprint.processes) >= 3

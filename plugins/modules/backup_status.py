@@ -27,6 +27,7 @@ description:
     the schedules' secrets (C(NAME.pgpass), C(NAME.s3.json) are not opened, S3 credentials never appear in a result).
 extends_documentation_fragment:
   - dbfleet.postgresql.safety
+  - dbfleet.postgresql.read_only
 options:
   config_dir:
     description: Where the schedule configs are (C(NAME.json)).
@@ -36,6 +37,13 @@ options:
     description:
       - Only these schedules (by name); all of them when empty. With O(require_schedule=true) each one missing is a
         violation.
+    type: list
+    elements: str
+    default: []
+  databases:
+    description:
+      - Only the dumps of these databases (V(globals) for the roles, V(base) for base backups); every database the
+        schedules dump when empty.
     type: list
     elements: str
     default: []
@@ -92,13 +100,6 @@ options:
     description: Fail the host when RV(violations) is not empty.
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Read-only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Never changes anything, so there is never a diff.
-    support: none
 requirements:
   - boto3 on the host for O(check_offsite) when a manifest names an S3 copy (Debian python3-boto3)
 notes:
@@ -282,7 +283,10 @@ class Check:
                                    % (name, cfg['dest']))
             return report
         dbs = sched.by_database(entries, name)
-        expected = cfg['databases'] if isinstance(cfg['databases'], list) else []
+        wanted = self.params['databases']
+        if wanted:
+            dbs = dict((db, items) for db, items in dbs.items() if db in wanted)
+        expected = [db for db in (cfg['databases'] if isinstance(cfg['databases'], list) else []) if not wanted or db in wanted]
         for db in expected:
             if db not in dbs:
                 self.violations.append('schedule %s: no dump of %s in %s at all, though the schedule lists it: the runs '
@@ -488,6 +492,7 @@ def main():
         argument_spec=dict(
             config_dir=dict(type='path', default=sched.CONFIG_DIR),
             schedules=dict(type='list', elements='str', default=[]),
+            databases=dict(type='list', elements='str', default=[]),
             require_schedule=dict(type='bool', default=False),
             max_age=dict(type='str'),
             basebackup_max_age=dict(type='str'),

@@ -22,8 +22,9 @@ CALLBACK = 'dbfleet.postgresql.fleet_report'
 DEST = '/srv/backups'
 KEEP = '/srv/verify-test-keep'
 
-# Other tests on the shared lab install schedules of their own for a while: judge the ones nightly_backup.yml installs.
-LAB_VARS = {'verify_schedules': ['nightly', 'basebackup']}
+# Other tests on the shared lab install schedules and create databases of their own for a while: judge the schedules
+# nightly_backup.yml installs and the lab's own databases.
+LAB_VARS = {'verify_schedules': ['nightly', 'basebackup'], 'verify_databases': ['app_prod', 'postgres', 'globals', 'base']}
 
 _FRESH = {}
 
@@ -39,12 +40,18 @@ def fresh_backups(lab):
                                     check=False))
         if run.rc == 0:
             break
-    assert run.rc == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert run.rc == 0, 'nightly_backup.yml failed: %s%s' % (failures(run), run.stderr[-2000:])
     if len(dumps(lab)) < 2:  # a size change needs a previous good dump: run the installed job once more, as cron would
         lab.exec(PRIMARY, 'runuser', '-u', 'postgres', '--', '/usr/bin/python3', '/opt/dbfleet/bin/dbfleet-pg-dump',
                  '--config', '/etc/dbfleet/pg_dump/nightly.json', '--quiet')
     _FRESH.update(done=True, run=run)
     return run
+
+
+def failures(run):
+    """Every failed task's message, per host (what a failed run said, without the rest of its output)."""
+    return ['%s / %s: %s' % (task['task']['name'], host, str(result.get('msg'))[:600])
+            for task in run.tasks for host, result in task['hosts'].items() if result.get('failed')]
 
 
 def dumps(lab, db='app_prod'):

@@ -23,7 +23,7 @@ SECRET = 'do-not-show-this-secret'
 
 class FakeModule:
     def __init__(self, **params):
-        self.params = dict(config_dir=None, schedules=[], require_schedule=False, max_age=None, basebackup_max_age=None,
+        self.params = dict(config_dir=None, schedules=[], databases=[], require_schedule=False, max_age=None, basebackup_max_age=None,
                            max_size_drop_pct=50.0, size_baseline=5, history=30, checksum=True, validate=False,
                            pg_restore=None, check_offsite=False, offsite_timeout=5, fail_on_violation=False)
         self.params.update(params)

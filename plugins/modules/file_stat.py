@@ -22,6 +22,7 @@ description:
   - Never changes anything on the host.
 extends_documentation_fragment:
   - dbfleet.postgresql.safety
+  - dbfleet.postgresql.read_only
 options:
   path:
     description:
@@ -81,13 +82,6 @@ options:
       - Fail the host when RV(violations) is not empty.
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Read-only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Never changes anything, so there is never a diff.
-    support: none
 notes:
   - The path deny-list applies to O(path), to the directory part of O(pattern) and to every file the pattern matches.
 seealso:

@@ -285,20 +285,52 @@ def backup_copy(path, backup_root=None, now=None):
     """
     backup_root = backup_root or BACKUP_ROOT
     try:
-        data = read_regular(path)
+        source = open_regular(path)
     except UnsafePath:
         return None
-    if data is None:
-        return None
-    stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime('%Y%m%dT%H%M%S.%fZ')
-    target_dir = os.path.join(backup_root, os.path.dirname(os.path.abspath(path)).lstrip('/'))
-    if not dir_state(os.path.dirname(backup_root))[0]:
-        ensure_dir(os.path.dirname(backup_root), 0, 0, 0o755)
-    for directory in _chain(backup_root, target_dir):
-        ensure_dir(directory, 0, 0, 0o700)
-    target = os.path.join(target_dir, '%s.%s' % (os.path.basename(path), stamp))
-    write_file(target, data, 0, 0, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    with source:
+        stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime('%Y%m%dT%H%M%S.%fZ')
+        target_dir = os.path.join(backup_root, os.path.dirname(os.path.abspath(path)).lstrip('/'))
+        if not dir_state(os.path.dirname(backup_root))[0]:
+            ensure_dir(os.path.dirname(backup_root), 0, 0, 0o755)
+        for directory in _chain(backup_root, target_dir):
+            ensure_dir(directory, 0, 0, 0o700)
+        target = os.path.join(target_dir, '%s.%s' % (os.path.basename(path), stamp))
+        _stream_to(source, target, 0, 0, 0o600)
     return target
+
+
+def _stream_to(source, path, uid, gid, mode):
+    """Copy the open file ``source`` to a new ``path`` in chunks (a 40 GB dump never sits in memory):
+    temporary file, owner and mode first, fsync, rename, directory fsync."""
+    directory, name = os.path.split(path)
+    dfd = open_dir(directory)
+    tmp = fsutil.partial_name(name)
+    try:
+        fd = fsutil.create_exclusive(tmp, mode, dfd)
+        try:
+            try:
+                os.fchown(fd, uid, gid)
+                os.fchmod(fd, mode)
+                for chunk in iter(lambda: source.read(1 << 20), b''):
+                    fsutil.write_all(fd, memoryview(chunk))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def _chain(top, bottom):

@@ -117,6 +117,9 @@ def main():
     parser.add_argument('--rows', type=int, default=5500000, help='rows in the benchmark table (5.5 million is about 1.1 GB)')
     parser.add_argument('--min-bytes', type=int, default=10 ** 9, help='smallest database size accepted')
     parser.add_argument('--rounds', type=int, default=1, help='repeat each measurement and keep the fastest')
+    parser.add_argument('--keep-database', action='store_true',
+                        help='leave the benchmark database on the primary for the next run (else it is dropped: the '
+                             'lab\'s nightly schedule dumps every database)')
     args = parser.parse_args()
 
     lab = running_lab()
@@ -158,6 +161,8 @@ def main():
     print('runner is %.2fx faster than the seed (target >= 2); runner/bare+fsync = %.3f (target <= 1.05); '
           'runner/bare without fsync = %.3f' % (report['speedup_vs_seed'], report['overhead_vs_bare_fsync'], report['overhead_vs_bare']))
     lab.exec(HOST, 'sh', '-c', 'rm -rf %s /opt/dbfleet/bench' % OUT, check=False)
+    if not args.keep_database:
+        lab.psql(HOST, 'DROP DATABASE IF EXISTS %s' % DB)
     return 0 if report['speedup_vs_seed'] >= 2 and report['overhead_vs_bare_fsync'] <= 1.05 else 1
 
 

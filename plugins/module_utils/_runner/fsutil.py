@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import json
 import os
 import shutil
@@ -74,11 +75,32 @@ def try_remove(path):
     return None
 
 
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_regular(path, limit=64 << 20):
+    """The bytes of the regular file ``path``: never through a symlink, never blocking on a FIFO
+    (OSError otherwise). Whoever runs this as root cannot be hung or pointed elsewhere."""
+    fd = os.open(path, READ_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        chunks, left = [], limit
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_json_object(path, what=""):
     """Read a JSON object from ``path``: ``(dict, None)``, or ``(None, what is wrong)`` (``what``: e.g. ``"config "``)."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(read_regular(path).decode("utf-8"))
     except (OSError, ValueError) as exc:
         return None, "cannot read %s%s: %s" % (what, path, exc)
     if not isinstance(data, dict):

@@ -18,8 +18,9 @@ import hashlib
 import os
 import stat
 
+from .fsutil import READ_FLAGS
+
 READ_CHUNK = 1 << 20          # 1 MiB reads
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class StreamDigest:
@@ -115,7 +116,7 @@ def hash_file(path, part_size=0, fsync=False, buf=None):
     digest = StreamDigest(part_size)
     buf = buf if buf is not None else bytearray(READ_CHUNK)
     view = memoryview(buf)
-    fd = os.open(path, _READ_FLAGS)
+    fd = os.open(path, READ_FLAGS)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", path)

@@ -11,9 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
+from .fsutil import read_json_object
 from .naming import BASE_NAME
 
 RUNNER_VERSION = "1.0.0"
@@ -87,13 +87,9 @@ def inspect_entry(entry):
     result = {"status": "unknown", "schedule": None, "recorded": None}
     if entry["manifest"] is None:
         return result
-    try:
-        with open(entry["manifest"], "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
+    data, problem = read_json_object(entry["manifest"])
+    if problem:
         result["status"] = "unknown" if entry["dumps"] else "failed"
-        return result
-    if not isinstance(data, dict):
         return result
     if isinstance(data.get("schedule"), str):
         result["schedule"] = data["schedule"]

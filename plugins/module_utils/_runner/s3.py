@@ -15,12 +15,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import json
 import os
 import sys
 
 from .config import DEFAULT_PART_SIZE_MB
-from .fsutil import write_json_atomic
+from .fsutil import read_json_object, write_json_atomic
 from .hashing import READ_CHUNK, StreamDigest, s3_composite_checksum, tree_sha256
 from .log import clean_exc
 from .manifest import RUNNER_VERSION, public
@@ -81,11 +80,10 @@ def s3_client(s3cfg):
     where = "the module's credentials"
     if creds is None and s3cfg.get("credentials_file"):
         where = "S3 credentials file %s" % s3cfg["credentials_file"]
-        try:
-            with open(s3cfg["credentials_file"], "r", encoding="utf-8") as handle:
-                creds = json.load(handle)
-        except (OSError, ValueError) as exc:
-            raise RuntimeError("cannot read %s: %s" % (where, exc.__class__.__name__))
+        creds, problem = read_json_object(s3cfg["credentials_file"])
+        if problem:
+            # The credentials' content never reaches a message: only that the file could not be read.
+            raise RuntimeError("cannot read %s (missing, not a regular file, or not a JSON object)" % where)
     if creds is not None:
         if not isinstance(creds, dict) or not creds.get("aws_access_key_id") or not creds.get("aws_secret_access_key"):
             raise RuntimeError("%s must hold aws_access_key_id and aws_secret_access_key" % where)
@@ -96,7 +94,10 @@ def s3_client(s3cfg):
     if s3cfg.get("region"):
         kwargs["region_name"] = s3cfg["region"]
     session = boto3.session.Session(**kwargs)
-    return session.client("s3", endpoint_url=s3cfg.get("endpoint_url"))
+    # Bounded waits: a store that does not answer fails the upload in minutes, not hours.
+    from botocore.config import Config  # pylint: disable=import-outside-toplevel,import-error
+    config = Config(connect_timeout=15, read_timeout=120, retries={"max_attempts": 4, "mode": "standard"})
+    return session.client("s3", endpoint_url=s3cfg.get("endpoint_url"), config=config)
 
 
 def put_options(s3cfg):

@@ -46,3 +46,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path):
     assert path.read_bytes() == b'old' and os.listdir(str(tmp_path)) == ['f']
     with pytest.raises(ValueError, match='setuid'):
         fsutil.write_atomic(str(path), b'x', 0o4755)
+
+
+def test_json_reader_never_blocks_on_a_fifo_or_follows_a_link(tmp_path):
+    import threading  # pylint: disable=import-outside-toplevel
+    os.mkfifo(str(tmp_path / 'last-run.json'))
+    os.symlink('/etc/passwd', str(tmp_path / 'manifest.json'))
+    found = {}
+    worker = threading.Thread(target=lambda: found.update(
+        fifo=fsutil.read_json_object(str(tmp_path / 'last-run.json')),
+        link=fsutil.read_json_object(str(tmp_path / 'manifest.json'))), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), 'read_json_object blocked on a FIFO'
+    assert found['fifo'][0] is None and 'not a regular file' in found['fifo'][1]
+    assert found['link'][0] is None and found['link'][1]

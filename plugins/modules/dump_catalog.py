@@ -17,6 +17,7 @@ description:
   - Never changes anything.
 extends_documentation_fragment:
   - dbfleet.postgresql.safety
+  - dbfleet.postgresql.read_only
 options:
   path:
     description:
@@ -36,13 +37,6 @@ options:
     elements: str
     choices: [database, globals, basebackup]
     default: [database, globals, basebackup]
-attributes:
-  check_mode:
-    description: It only reads manifests, so a check-mode run returns exactly what a real one would.
-    support: full
-  diff_mode:
-    description: Nothing to diff - no file is ever written.
-    support: none
 seealso:
   - module: dbfleet.postgresql.backup_status
     description: The same facts per schedule, with freshness and size verdicts.

@@ -20,28 +20,14 @@ description:
   - Changes nothing, in any mode.
 extends_documentation_fragment:
   - dbfleet.postgresql.postgres
+  - dbfleet.postgresql.connect_as
   - dbfleet.postgresql.safety
+  - dbfleet.postgresql.read_only
 options:
-  run_as:
-    description:
-      - Operating-system user the connection is made as (peer authentication and C(~/.pgpass) are that user's).
-    type: str
-    default: postgres
-  connect_timeout:
-    description: Seconds to wait for the server to answer.
-    type: int
-    default: 10
   measure_data_directory:
     description: Also add up the size of the data directory (walks it; can take a while on a large cluster).
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Read-only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Never changes anything.
-    support: none
 requirements:
   - psycopg 3 on the host (Debian/Ubuntu python3-psycopg, RHEL-family python3-psycopg3)
 author:

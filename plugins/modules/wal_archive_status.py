@@ -29,7 +29,9 @@ description:
     nothing, in any mode.
 extends_documentation_fragment:
   - dbfleet.postgresql.postgres
+  - dbfleet.postgresql.connect_as
   - dbfleet.postgresql.safety
+  - dbfleet.postgresql.read_only
 options:
   archive_dir:
     description:
@@ -51,22 +53,6 @@ options:
     description: Fail the host when RV(violations) is not empty.
     type: bool
     default: false
-  run_as:
-    description:
-      - Operating-system user the connection is made as (peer authentication and C(~/.pgpass) are that user's).
-    type: str
-    default: postgres
-  connect_timeout:
-    description: Seconds to wait for the server to answer.
-    type: int
-    default: 10
-attributes:
-  check_mode:
-    description: Read-only; runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Never changes anything.
-    support: none
 requirements:
   - psycopg 3 on the host (Debian/Ubuntu python3-psycopg, RHEL-family python3-psycopg3)
 notes:

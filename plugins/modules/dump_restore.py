@@ -25,7 +25,9 @@ description:
     (C(delegate_to)), into its own throwaway instance or into a server it reaches over TCP.
 extends_documentation_fragment:
   - dbfleet.postgresql.postgres
+  - dbfleet.postgresql.connect_as
   - dbfleet.postgresql.safety
+  - dbfleet.postgresql.restore
 options:
   dump:
     description: The dump file (or directory-format dump); its runner manifest is read from beside it.
@@ -71,64 +73,10 @@ options:
   name:
     description: Name of the work directory (and instance) in O(restore_root); C(dump-DB-STAMP) by default.
     type: str
-  run_as:
-    description: Operating-system user the tools and a throwaway instance run as.
-    type: str
-    default: postgres
-  pg_bin:
-    description: Directory of the PostgreSQL binaries of the dump's major version; found on the host when omitted.
-    type: path
-  restore_root:
-    description: Where work directories and throwaway instances are made.
-    type: path
-    default: /srv/dbfleet-restore
-  port:
-    description: Port of the throwaway instance (its socket only); 0 picks a spare one.
-    type: int
-    default: 0
-  keep:
-    description: Leave the throwaway instance or scratch database (its name and socket are returned).
-    type: bool
-    default: false
-  connect_timeout:
-    description: Seconds to wait for a server to answer.
-    type: int
-    default: 10
-  timeout:
-    description: Seconds a throwaway instance may take to start.
-    type: int
-    default: 3600
-  verify:
-    description: Verify the restored copy before it is removed.
-    type: dict
-    suboptions:
-      databases:
-        description: Databases to verify (the restored one by default).
-        type: list
-        elements: str
-      reference:
-        description: A result of M(dbfleet.postgresql.restore_verify) to compare with.
-        type: dict
-      amcheck:
-        description: Run amcheck's C(bt_index_check) on every btree index (not on a partial restore into a live database).
-        type: bool
-        default: true
-      heapallindexed:
-        description: Also check that every row is in each index.
-        type: bool
-        default: false
-      schema:
-        description: Compare the schema too.
-        type: bool
-        default: true
   checksums_must_match:
     description: A table whose content differs from O(verify.reference), or that the copy lacks, or a schema difference,
       is a failure; V(false) for a dump that is expected to be older than the reference - those are then reported, and
       only an incomplete restore (a table of the dump's own table of contents missing) or amcheck fail.
-    type: bool
-    default: true
-  fail_on_mismatch:
-    description: Fail when the verification finds a problem (the result still carries the comparison).
     type: bool
     default: true
 attributes:

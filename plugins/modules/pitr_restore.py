@@ -34,6 +34,8 @@ description:
     took (the measured RTO), the achieved RPO and, in disaster mode, the safety snapshot's path.
 extends_documentation_fragment:
   - dbfleet.postgresql.postgres
+  - dbfleet.postgresql.connect_as
+  - dbfleet.postgresql.restore
   - dbfleet.postgresql.safety
 options:
   mode:
@@ -115,60 +117,6 @@ options:
     description: Directory of the WAL restore program's config during a disaster restore (removed afterwards).
     type: path
     default: /etc/dbfleet
-  run_as:
-    description: Operating-system user the server runs as (it owns the data directories) and connections are made as.
-    type: str
-    default: postgres
-  pg_bin:
-    description: Directory of the server binaries of the backup's major version; found on the host when omitted.
-    type: path
-  restore_root:
-    description: Where throwaway instances are made (O(mode=validation)).
-    type: path
-    default: /srv/dbfleet-restore
-  port:
-    description: Port of the throwaway instance (its socket only); 0 picks a spare one.
-    type: int
-    default: 0
-  keep:
-    description: Leave the throwaway instance running (its directory, socket and port are returned).
-    type: bool
-    default: false
-  connect_timeout:
-    description: Seconds to wait for a server to answer.
-    type: int
-    default: 10
-  timeout:
-    description: Seconds recovery may take to reach the target.
-    type: int
-    default: 3600
-  verify:
-    description: Verify the content of the restored copy before it is removed (O(mode=validation)).
-    type: dict
-    suboptions:
-      databases:
-        description: Databases to verify; those of O(verify.reference), or all, by default.
-        type: list
-        elements: str
-      reference:
-        description: The result of M(dbfleet.postgresql.restore_verify) taken at the target, to compare with.
-        type: dict
-      amcheck:
-        description: Run amcheck's C(bt_index_check) on every btree index.
-        type: bool
-        default: true
-      heapallindexed:
-        description: Also check that every row is in each index (slower).
-        type: bool
-        default: false
-      schema:
-        description: Compare the schema too.
-        type: bool
-        default: true
-  fail_on_mismatch:
-    description: Fail when the verification finds a difference (the result still carries the comparison).
-    type: bool
-    default: true
 attributes:
   check_mode:
     description: Runs every pre-flight check (reading, never writing) and reports the plan; restores nothing.
@@ -218,7 +166,8 @@ base_backup:
   returned: always
   type: dict
 wal:
-  description: The WAL continuity verdict - timeline, first/last needed segment, from_archive, missing.
+  description: The WAL continuity verdict - timeline, first/last needed segment, from_archive, missing; C(staged) when
+    the WAL was copied into the restored pg_wal first (room allowing), so replay never waits for a program.
   returned: always
   type: dict
 reached:
@@ -377,7 +326,8 @@ def main():
     result = dict(changed=True, mode=mode, target=target['text'], plan=describe_plan(ctx, mode, plan, target, where),
                   base_backup=dict((key, backup.get(key)) for key in ('path', 'stamp', 'start_lsn', 'end_lsn', 'timeline',
                                                                       'finished_at', 'start_wal_file', 'end_wal_file')),
-                  wal=plan['wal'], notes=ctx.notes)
+                  wal=dict((key, value) for key, value in plan['wal'].items() if not key.startswith('fetch')), notes=ctx.notes)
+    result['wal']['staged'] = plan['stage']
     if mode == 'disaster':
         result.update(authorization_required=expected_authorization(), data_directory=ctx.data_directory)
     if module.check_mode:

@@ -22,6 +22,7 @@ description:
   - Changes nothing, unless O(amcheck_install=true) creates the amcheck extension.
 extends_documentation_fragment:
   - dbfleet.postgresql.postgres
+  - dbfleet.postgresql.connect_as
   - dbfleet.postgresql.safety
 options:
   databases:
@@ -64,14 +65,6 @@ options:
     description: Fail when the comparison finds a difference.
     type: bool
     default: true
-  run_as:
-    description: Operating-system user the connections are made as.
-    type: str
-    default: postgres
-  connect_timeout:
-    description: Seconds to wait for the server to answer.
-    type: int
-    default: 10
 attributes:
   check_mode:
     description: Read-only; runs the same in check mode (amcheck is not installed in check mode).

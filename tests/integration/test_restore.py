@@ -152,7 +152,7 @@ def test_a_wal_segment_missing_from_the_archive_aborts_before_any_outage_naming_
     needed = '%s%08X' % (end[:16], int(end[16:], 16) + 1)  # the first segment after the base backup's own WAL
     archive = '/srv/wal-archive'
     later = '%s%08X' % (end[:16], int(end[16:], 16) + 2)
-    for _ in range(150):  # a hole in the archive, not its unshipped tail: a later segment is archived too
+    for _attempt in range(150):  # a hole in the archive, not its unshipped tail: a later segment is archived too
         if lab.exec(PRIMARY, 'test', '-e', '%s/%s' % (archive, later), check=False).returncode == 0:
             break
         lab.psql(PRIMARY, 'CREATE TEMP TABLE t AS SELECT 1; SELECT pg_switch_wal()')

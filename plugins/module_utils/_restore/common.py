@@ -15,6 +15,7 @@ import sys
 import time
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils import _desired
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._look import MAX_CONNECT_TIMEOUT
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import PgQueryError, query
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._postgres import connection_settings, find_pg_tool
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore import verify
@@ -66,6 +67,8 @@ class Context:
         self.connection = connection_settings(self.params)
         self.password = self.params.get('login_password')
         self.connect_timeout = self.params['connect_timeout']
+        if not 1 <= self.connect_timeout <= MAX_CONNECT_TIMEOUT:
+            module.fail_json(msg='connect_timeout must be from 1 to %d seconds, got %d' % (MAX_CONNECT_TIMEOUT, self.connect_timeout))
         self.superuser = self.params.get('login_user') or self.run_as
         self.interpreter = sys.executable
         self.warnings, self.notes = [], []

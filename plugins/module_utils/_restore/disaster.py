@@ -29,12 +29,14 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore import basebackup, live, preflight
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore.instance import alive, postmaster_state
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore.pitr import (
+    STAGED_RESTORE_COMMAND,
     RestoreError,
     append_recovery,
     copy_config,
     finish_facts,
     reset_recovery,
     restore_config,
+    stage_wal,
     unpack_verified,
     wait_for_target,
 )
@@ -77,6 +79,8 @@ def run(ctx, plan, target, stamp):
     staging, snapshot, failed = paths(data, stamp)
     manifest = plan['backup']
     started = time.monotonic()
+    size = int(manifest['wal_segment_size'])
+    config = os.path.join(ctx.params['config_dir'], 'wal-restore-%s.json' % stamp)
     _files.ensure_dir(staging, ctx.identity[0], ctx.identity[1], 0o700)
     try:
         timings, words, sysid, _control_minimums = unpack_verified(ctx, manifest, staging)
@@ -84,8 +88,13 @@ def run(ctx, plan, target, stamp):
         if live_sysid and sysid != live_sysid:
             raise RestoreError('base backup %s is of database system %s, the live data directory %s of %s: refusing to '
                                'replace one cluster with another' % (manifest['path'], sysid, data, live_sysid))
+        if plan['stage']:  # what is archived already, before the outage (what the live pg_wal holds comes after)
+            archived = [name for name in plan['wal']['fetch'] if name not in plan['wal']['fetch_tail']]
+            restore_config(config, ctx.params['wal_archive'], [], sysid, size, ctx.identity[1], archived)
+            timings['staged_files'] = stage_wal(ctx, config, os.path.join(staging, 'pg_wal'))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        _files.remove_file(config)
         raise
     pid = postmaster_state(data)[0]
     logs = live.log_positions([live.stderr_log(pid) if pid else None, live.collector_log(data)])
@@ -108,12 +117,19 @@ def run(ctx, plan, target, stamp):
         os.rename(snapshot, data)
         raise
     settings = []
-    config = os.path.join(ctx.params['config_dir'], 'wal-restore-%s.json' % stamp)
+    extra = [os.path.join(snapshot, 'pg_wal')]
     try:
         copied = copy_config(snapshot, data, ctx.identity)
-        restore_config(config, ctx.params['wal_archive'], [os.path.join(snapshot, 'pg_wal')], sysid,
-                       int(manifest['wal_segment_size']), ctx.identity[1])
         command = restore_command(ctx.interpreter, ctx.program, config)
+        if plan['stage']:  # the rest: archived since the pre-flight, and the stopped server's own last segments
+            wal = preflight.wal_check(ctx, manifest, target, extra)
+            if not wal['ok']:
+                raise RestoreError('WAL after the stop: %s' % '; '.join(wal['problems']))
+            restore_config(config, ctx.params['wal_archive'], extra, sysid, size, ctx.identity[1], wal['fetch'])
+            timings['staged_files'] = timings.get('staged_files', 0) + stage_wal(ctx, config, os.path.join(data, 'pg_wal'))
+            command = STAGED_RESTORE_COMMAND
+        else:
+            restore_config(config, ctx.params['wal_archive'], extra, sysid, size, ctx.identity[1])
         settings = recovery_settings(target, ctx.params['target_action'], command, ctx.params['target_inclusive'],
                                      ctx.params['target_timeline'])
         append_recovery(data, settings, ctx.identity)
@@ -129,7 +145,7 @@ def run(ctx, plan, target, stamp):
         timings['replay'] = round(time.monotonic() - replay, 3)
         if not row['in_recovery']:
             reset_recovery(ctx, settings)
-    except (RestoreError, PgQueryError, OSError, _files.UnsafePath) as exc:
+    except (RestoreError, preflight.PreflightError, PgQueryError, OSError, _files.UnsafePath) as exc:
         undone = rollback(ctx, data, snapshot, failed)
         raise RestoreError('%s. %s' % (exc, undone))
     finally:

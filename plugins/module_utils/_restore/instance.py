@@ -30,7 +30,7 @@ EVIDENCE_PHRASES = ('starting point-in-time recovery', 'starting archive recover
                     'consistent recovery state reached', 'redo done at', 'last completed transaction',
                     'pausing at the end of recovery', 'recovery has paused', 'selected new timeline ID',
                     'archive recovery complete', 'database system is ready', 'FATAL', 'PANIC',
-                    'recovery ended before configured recovery target', 'restored log file')
+                    'recovery ended before configured recovery target', 'restored log file', 'dbfleet-wal-restore:')
 FIRST_SPARE_PORT = 55432
 
 
@@ -61,7 +61,7 @@ def instance_settings(port, directory, control=None, extra=()):
         ('archive_library', ''), ('primary_conninfo', ''), ('primary_slot_name', ''), ('hot_standby', 'on'),
         ('ssl', 'off'), ('fsync', 'off'), ('synchronous_commit', 'off'), ('full_page_writes', 'off'),
         ('logging_collector', 'off'), ('log_destination', 'stderr'), ('lc_messages', 'C'),
-        ('log_line_prefix', '%m [%p] '), ('cluster_name', 'dbfleet-restore'), ('max_wal_size', '1GB'),
+        ('log_line_prefix', '%m [%p] '), ('cluster_name', 'dbfleet-restore'), ('max_wal_size', '256MB'),
     ]
     for name, value in sorted((control or {}).items()):
         settings.append((name, str(value)))

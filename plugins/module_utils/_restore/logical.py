@@ -103,7 +103,11 @@ def prepare_archive(manifest, path, work_dir, identity):
     parsed = parse_artifact_name(os.path.basename(path.rstrip('/'))) or {}
     fmt = parsed.get('format') or (manifest or {}).get('format') or 'custom'
     expected = (manifest or {}).get('sha256')
-    if fmt == 'directory' or not stream.compression_of(path):
+    try:
+        compressed = fmt != 'directory' and stream.compression_of(path)
+    except stream.StreamError as exc:
+        raise DumpError(str(exc))
+    if not compressed:
         check_dump(manifest or {}, path)
         return path, fmt
     target = os.path.join(work_dir, 'archive%s' % ('.sql' if fmt == 'plain' else '.dump'))

@@ -39,11 +39,27 @@ class RestoreError(Exception):
     """The restore failed; the message says at which step and what was left where."""
 
 
-def restore_config(path, archive_dir, extra_dirs, sysid, segment_size, gid):
+# The restore_command of a server whose WAL was staged in its pg_wal: fetch nothing (no value in it), so PostgreSQL
+# reads each segment from pg_wal without starting a program per segment.
+STAGED_RESTORE_COMMAND = 'false'
+
+
+def restore_config(path, archive_dir, extra_dirs, sysid, segment_size, gid, stage_list=()):
     """Write the config of dbfleet-wal-restore (root-owned, readable by the server's group)."""
-    data = json.dumps(dict(archive_dir=archive_dir, extra_dirs=extra_dirs, system_identifier=sysid,
-                           wal_segment_size=segment_size), indent=2, sort_keys=True) + '\n'
+    data = json.dumps(dict(archive_dir=archive_dir, extra_dirs=extra_dirs, system_identifier=sysid, wal_segment_size=segment_size,
+                           stage=list(stage_list)), indent=2, sort_keys=True) + '\n'
     _files.write_file(path, data.encode('utf-8'), 0, gid, 0o640)
+
+
+def stage_wal(ctx, config, pg_wal):
+    """Run dbfleet-wal-restore --stage as the server's OS user: every listed file into ``pg_wal``, checked; its count."""
+    argv = [ctx.interpreter, ctx.program, '--config', config, '--stage', pg_wal]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd='/', check=False, timeout=24 * 3600,
+                          **_as(ctx.identity))
+    if proc.returncode != 0:
+        raise RestoreError(proc.stderr.decode('utf-8', 'replace').strip()[-2000:] or 'staging WAL failed (exit %d)'
+                           % proc.returncode)
+    return json.loads(proc.stdout.decode('utf-8', 'replace') or '{}').get('staged', 0)
 
 
 def unpack_verified(ctx, manifest, target_dir):
@@ -62,23 +78,36 @@ def unpack_verified(ctx, manifest, target_dir):
     return timings, words, basebackup.system_identifier(target_dir), control
 
 
+def reached_in_log(text, action):
+    """Whether the server's log says recovery is over: promoted (ready for read-write connections), or paused."""
+    if action == 'pause':
+        return 'recovery has paused' in text or 'pausing at the end of recovery' in text
+    return 'database system is ready to accept connections' in text
+
+
 def wait_for_target(ctx, connection, action, running, timeout, log_text):
-    """Poll the restoring server until recovery reached the target (promoted, or paused); the facts it gives."""
+    """Wait until recovery reached the target (promoted, or paused); the facts the server gives then.
+
+    The log is watched every 50 ms (the server says when it is done); the server is asked every second as well, for
+    a log dbfleet cannot read.
+    """
     deadline = time.monotonic() + timeout
-    last = None
+    last, asked = None, 0.0
     while time.monotonic() < deadline:
         if not running():
             said = ' | '.join(instance.evidence(log_text())[-6:]) or 'no words in its log'
             raise RestoreError('the server stopped during recovery: %s' % said)
-        try:
-            row = query(ctx.module, connection, REACHED_SQL, run_as=ctx.run_as, password=ctx.password, connect_timeout=5)[0]
-        except PgQueryError as exc:
-            last = str(exc)
-            time.sleep(0.3)
-            continue
-        if not row['in_recovery'] or (action == 'pause' and row['pause_state'] == 'paused'):
-            return row
-        time.sleep(0.3)
+        since = time.monotonic() - asked
+        if since > 1.0 or (since > 0.2 and reached_in_log(log_text(), action)):
+            asked = time.monotonic()
+            try:
+                row = query(ctx.module, connection, REACHED_SQL, run_as=ctx.run_as, password=ctx.password, connect_timeout=5)[0]
+            except PgQueryError as exc:
+                last = str(exc)
+                continue
+            if not row['in_recovery'] or (action == 'pause' and row['pause_state'] == 'paused'):
+                return row
+        time.sleep(0.05)
     raise RestoreError('recovery did not reach the target within %d seconds (last: %s); see the server log'
                        % (timeout, last or 'still replaying'))
 
@@ -97,8 +126,14 @@ def validation(ctx, plan, target):
     started = time.monotonic()
     timings, words, sysid, control = unpack_verified(ctx, manifest, inst.data)
     config = os.path.join(inst.directory, 'wal-restore.json')
-    restore_config(config, ctx.params['wal_archive'], [], sysid, int(manifest['wal_segment_size']), ctx.identity[1])
+    restore_config(config, ctx.params['wal_archive'], [], sysid, int(manifest['wal_segment_size']), ctx.identity[1],
+                   plan['wal']['fetch'] if plan['stage'] else ())
     command = restore_command(ctx.interpreter, ctx.program, config)
+    if plan['stage']:
+        started_stage = time.monotonic()
+        timings['staged_files'] = stage_wal(ctx, config, os.path.join(inst.data, 'pg_wal'))
+        timings['stage'] = round(time.monotonic() - started_stage, 3)
+        command = STAGED_RESTORE_COMMAND
     recovery = recovery_settings(target, ctx.params['target_action'], command, ctx.params['target_inclusive'],
                                  ctx.params['target_timeline'])
     _files.write_file(os.path.join(inst.data, 'recovery.signal'), b'', ctx.identity[0], ctx.identity[1], 0o600)

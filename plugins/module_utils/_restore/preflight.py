@@ -19,10 +19,12 @@ from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore import
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore.targets import choose_backup
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.hashing import hash_file
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.wal import WAL_FILE_RE
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.walrestore import segment_problem
 
 LIVE_SQL = ("SELECT current_setting('data_directory') AS data_directory, pg_is_in_recovery() AS in_recovery, "
             "current_setting('server_version_num')::int AS version_num, current_setting('archive_mode') AS archive_mode")
 SWITCH_SQL = "SELECT pg_walfile_name(pg_switch_wal()) AS segment"
+CURRENT_SQL = "SELECT pg_walfile_name(pg_current_wal_lsn()) AS segment"
 ARCHIVE_WAIT_SECONDS = 60
 
 
@@ -54,7 +56,7 @@ def archive_listing(archive, extra_dirs=()):
     for directory in extra_dirs:
         try:
             for name in os.listdir(directory):
-                if WAL_FILE_RE.match(name) and name not in names:
+                if WAL_FILE_RE.match(name) and name not in names and written_segment(directory, name):
                     tail.append(name)
                     mtimes[name] = os.lstat(os.path.join(directory, name)).st_mtime
         except OSError as exc:
@@ -74,6 +76,18 @@ def archive_listing(archive, extra_dirs=()):
     return names, mtimes, histories, tail
 
 
+def written_segment(directory, name):
+    """Whether ``pg_wal/name`` holds that segment: its first page names it (a recycled or preallocated file, named
+    for a segment not written yet, still holds an old one, or zeros)."""
+    path = os.path.join(directory, name)
+    try:
+        with _files.open_regular(path) as handle:
+            head, size = handle.read(64), os.fstat(handle.fileno()).st_size
+    except (OSError, _files.UnsafePath):
+        return False
+    return segment_problem(name, head, size, {}) is None
+
+
 def check_hashes(manifest):
     """Read every file of a base backup once and compare its SHA-256 with the runner's manifest (no writes)."""
     for name, expected in sorted((manifest.get('files') or {}).items()):
@@ -89,19 +103,22 @@ def check_hashes(manifest):
 
 
 def wal_check(ctx, manifest, target, extra_dirs=()):
-    """The continuity verdict, after having the live server archive its current segment when the target needs it."""
+    """The continuity verdict, after having the live server archive its current segment when the target needs it.
+
+    An LSN target needs it when its own segment is not archived yet. Which segment holds a time is only known by
+    reading WAL, so for a time target the live primary's current segment is archived whenever it is not yet: a
+    segment switch costs nothing, a restore that ends before its target costs the restore.
+    """
     names, mtimes, histories, tail = archive_listing(ctx.params['wal_archive'], extra_dirs)
     result = walcheck.check_continuity(manifest, names, histories, target, ctx.params['target_timeline'], mtimes, tail)
-    if result['ok'] or not needs_switch(result, target) or not ctx.params['switch_wal']:
-        return result
     live = ctx.live
-    if not live or live['in_recovery']:
+    if not ctx.params['switch_wal'] or not live or live['in_recovery'] or not needs_switch(ctx, result, target, names):
         return result
     if ctx.module.check_mode:
         only_that = result['missing'] == [result['last_needed']] if target['kind'] == 'lsn' else not result['missing']
+        ctx.notes.append('the WAL of the target may still be in the live server\'s current segment: a real run first asks '
+                         'the server to archive it (pg_switch_wal)')
         if len(result['problems']) == 1 and only_that:
-            ctx.notes.append('the WAL of the target is still in the live server\'s current segment: a real run first asks '
-                             'the server to archive it (pg_switch_wal)')
             result['problems'], result['ok'] = [], True
         return result
     segment = switch_and_wait(ctx)
@@ -110,13 +127,18 @@ def wal_check(ctx, manifest, target, extra_dirs=()):
     return walcheck.check_continuity(manifest, names, histories, target, ctx.params['target_timeline'], mtimes, tail)
 
 
-def needs_switch(result, target):
-    """Whether archiving the live server's current segment could fix a WAL verdict (nothing archived late enough)."""
-    if target['kind'] == 'time':
-        return any('nothing was archived after' in problem for problem in result['problems'])
+def needs_switch(ctx, result, target, names):
+    """Whether archiving the live server's current segment is needed for the target (see :func:`wal_check`)."""
     if target['kind'] == 'lsn':
-        return result['missing_count'] > 0 and result['missing'] and result['missing'][-1] == result['last_needed']
-    return False
+        return bool(result['missing']) and result['missing'][-1] == result['last_needed']
+    if target['kind'] != 'time':
+        return False
+    try:
+        current = query(ctx.module, ctx.connection, CURRENT_SQL, password=ctx.password, run_as=ctx.run_as,
+                        connect_timeout=ctx.connect_timeout)[0]['segment']
+    except PgQueryError:
+        return False
+    return current not in names
 
 
 def switch_and_wait(ctx):
@@ -170,7 +192,13 @@ def run(ctx, target, space_dir, extra_dirs=()):
     if not wal['ok']:
         raise PreflightError('WAL pre-flight failed for base backup %s -> %s: %s' % (
             os.path.basename(manifest['path']), target['text'], '; '.join(wal['problems'])))
-    problem = basebackup.space_problem(space_dir, needed, int(manifest['wal_segment_size']))
-    if problem:
-        raise PreflightError(problem)
-    return dict(backup=manifest, wal=wal, space_needed=needed)
+    size = int(manifest['wal_segment_size'])
+    staged = sum(size for name in wal['fetch'] if len(name) == 24)
+    stage = not basebackup.space_problem(space_dir, needed + staged, size)
+    if not stage:
+        problem = basebackup.space_problem(space_dir, needed, size)
+        if problem:
+            raise PreflightError(problem)
+        ctx.notes.append('not enough room to stage the %d MiB of WAL in pg_wal first: each segment is fetched when the server '
+                         'asks for it (slower)' % (staged >> 20))
+    return dict(backup=manifest, wal=wal, space_needed=needed + (staged if stage else 0), stage=stage)

@@ -17,12 +17,11 @@ import tempfile
 import threading
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils import _files
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import DECOMPRESS_COMMANDS, _as
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._archive import DECOMPRESS_COMMANDS, _as, detect_compression
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.log import stderr_summary
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.pipeline import describe_exit
 
 CHUNK = 1 << 20
-SUFFIX_COMPRESSION = (('.zst', 'zstd'), ('.gz', 'gzip'), ('.lz4', 'lz4'))
 
 
 class StreamError(Exception):
@@ -30,11 +29,13 @@ class StreamError(Exception):
 
 
 def compression_of(path):
-    """``zstd``, ``gzip``, ``lz4`` or None, from the file name (as the runner names what it writes)."""
-    for suffix, name in SUFFIX_COMPRESSION:
-        if path.endswith(suffix):
-            return name
-    return None
+    """``zstd``, ``gzip``, ``lz4`` or None, from the file's first bytes (its magic number); None for a directory."""
+    if os.path.isdir(path):
+        return None
+    try:
+        return detect_compression(_files.read_regular(path, 8) or b'')
+    except (OSError, _files.UnsafePath) as exc:
+        raise StreamError('cannot read %s: %s' % (path, exc))
 
 
 def decompress_argv(compression):
@@ -119,7 +120,7 @@ def tar_extract_argv(directory):
 
 
 def unpack(path, directory, identity):
-    """Unpack tar file ``path`` (plain or compressed, by its name) into ``directory``; ``{sha256, size}``."""
+    """Unpack tar file ``path`` (plain or compressed) into ``directory``; ``{sha256, size}``."""
     stages = []
     compression = compression_of(path)
     if compression:

@@ -89,7 +89,10 @@ def check_continuity(backup, names, histories, target, wanted_timeline='latest',
     the archive before that is a broken archive, whatever ``pg_wal`` happens to hold today. Returns a dict: ``ok``,
     ``problems`` (sentences), ``missing`` (the names of missing segments, at most MAX_NAMED, with
     ``missing_count``), ``timeline``, ``timeline_path``, ``first_needed``/``last_needed`` (file names),
-    ``from_archive`` (how many segments come from the archive) and ``from_tail``.
+    ``from_archive`` (how many segments come from the archive), ``from_tail``, and ``fetch``: every file the restore
+    reads that is not in the base backup, in order - the history files of the timelines on the way, the segments, and
+    for an LSN target the segment after its own when it is archived (a record may end in it) - with ``fetch_tail``
+    the ones of them that come from ``tail``.
     """
     size = backup['wal_segment_size']
     names = set(names)
@@ -116,8 +119,10 @@ def check_continuity(backup, names, histories, target, wanted_timeline='latest',
         return result
     first = segment_number(backup['start_wal_file'], size)
     in_backup = segment_number(backup['end_wal_file'], size)
-    archived_last, newest = _last_segment(backup, names, path, dict(kind='latest'), size, in_backup)
+    newest = _last_segment(backup, names, path, dict(kind='latest'), size, in_backup)[1]
     last = _last_segment(backup, names | tail, path, target, size, in_backup)[0]
+    effective = [(segno, segment_name(_timeline_for(path, segno, size), segno, size)) for segno in range(first, last + 1)]
+    archived_last = max([segno for segno, name in effective if name in names] or [in_backup])
     result['newest_archived'] = newest
     if target['kind'] == 'time' and mtimes is not None:
         after = [n for n in names | tail if WAL_FILE_RE.match(n) and mtimes.get(n, 0) >= target['when'].timestamp()]
@@ -127,17 +132,24 @@ def check_continuity(backup, names, histories, target, wanted_timeline='latest',
                 'still be in the server\'s current segment -- switch WAL on the server (pg_switch_wal) or wait for '
                 'archive_timeout' % (target['text'], newest or 'none'))
     missing = []
-    for segno in range(first, last + 1):
-        timeline = _timeline_for(path, segno, size)
-        name = segment_name(timeline, segno, size)
-        if segno <= in_backup and timeline == base_tli:
+    result['fetch'] = fetch = [history_name(t) for t, _b, _e in path if history_name(t) in names]
+    result['fetch_tail'] = []
+    for segno, name in effective:
+        if segno <= in_backup and int(name[:8], 16) == base_tli:
             continue  # in the base backup's pg_wal.tar
         if name in names:
             result['from_archive'] += 1
         elif name in tail and segno > archived_last:
             result['from_tail'] += 1
+            result['fetch_tail'].append(name)
         else:
             missing.append(name)
+            continue
+        fetch.append(name)
+    if target['kind'] == 'lsn':
+        following = segment_name(_timeline_for(path, last + 1, size), last + 1, size)
+        if following in names:
+            fetch.append(following)
     result['first_needed'] = segment_name(_timeline_for(path, first, size), first, size)
     result['last_needed'] = segment_name(_timeline_for(path, last, size), last, size)
     result['missing_count'] = len(missing)

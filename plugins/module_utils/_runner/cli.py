@@ -40,7 +40,7 @@ from .run import EXIT_BAD_CONFIG, EXIT_FAILED, EXIT_OK, locked_run
 from .transfer import run_receiver, run_sender
 from .transferjob import RECEIVE, SEND, load_job
 from .walarchive import PROGRAM as WAL_ARCHIVE, ArchiveError, archive_segment, load_archive_config
-from .walrestore import PROGRAM as WAL_RESTORE, fetch, load_restore_config
+from .walrestore import EXIT_ABORT, PROGRAM as WAL_RESTORE, RestoreError, fetch, load_restore_config, stage
 
 
 def _start(parser, load, argv):
@@ -178,16 +178,29 @@ def wal_restore_main(argv=None):
     """``dbfleet-wal-restore``: give a restoring server one archived file (%f) at %p; 0 restored, 1 not archived.
 
     A file that exists but is not what was asked for exits 126: PostgreSQL then stops recovery instead of ending it
-    early at the wrong point. Silent unless something is wrong (stderr goes to the server log).
+    early at the wrong point. Silent unless something is wrong (stderr goes to the server log). ``--stage DIR``
+    copies the config's whole ``stage`` list into DIR at once and prints ``{"staged": N, "bytes": B}``.
     """
     parser = argparse.ArgumentParser(prog=WAL_RESTORE, description="dbfleet.postgresql WAL restore: restore_command (%f %p)")
     parser.add_argument("--config", required=True, help="JSON config naming the sources")
-    parser.add_argument("name", help="%%f: the file the server asks for")
-    parser.add_argument("path", help="%%p: where to put it, relative to the data directory")
+    parser.add_argument("--stage", metavar="DIR", help="copy the config's stage list into DIR (a data directory's pg_wal)")
+    parser.add_argument("name", nargs="?", help="%%f: the file the server asks for")
+    parser.add_argument("path", nargs="?", help="%%p: where to put it, relative to the data directory")
     parser.add_argument("--version", action="version", version="%(prog)s " + RUNNER_VERSION)
     args, cfg, _errors, code = _start(parser, load_restore_config, argv)
     if code is not None:
         return code
+    if args.stage:
+        try:
+            copied, size = stage(cfg, args.stage)
+        except (RestoreError, OSError) as exc:
+            sys.stderr.write("%s: staging into %s failed: %s\n" % (WAL_RESTORE, args.stage, exc))
+            return EXIT_ABORT
+        sys.stdout.write(json.dumps({"staged": copied, "bytes": size}) + "\n")
+        return EXIT_OK
+    if not args.name or not args.path:
+        sys.stderr.write("%s: give %%f and %%p, or --stage DIR\n" % WAL_RESTORE)
+        return EXIT_BAD_CONFIG
     code, sentence = fetch(args.name, args.path, cfg)
     if sentence:
         sys.stderr.write("%s: %s\n" % (WAL_RESTORE, sentence))

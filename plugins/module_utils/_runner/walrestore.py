@@ -12,6 +12,10 @@ reaches the command string.  For one requested file it:
   history file name;
 * looks for it in the archive (``archive_dir``), then in each of ``extra_dirs``
   (e.g. the ``pg_wal`` of the safety snapshot a disaster restore moved aside);
+* (``--stage DIR``: every file of the config's ``stage`` list into ``DIR``, a
+  restored data directory's ``pg_wal``, before the server starts -- one process
+  for all of them, so replay never waits for a program to start; the server is
+  then given a restore_command that fetches nothing and reads them from pg_wal)
 * copies it next to ``%p`` under a temporary name and renames it to ``%p``,
   checking on the way that a segment has the segment size and that its first
   page names this segment's address, the segment size and the system
@@ -43,7 +47,7 @@ from .wal import WAL_FILE_RE, wal_segment_number, wal_segment_size_problem
 from .walarchive import archive_command
 
 PROGRAM = "dbfleet-wal-restore"
-CONFIG_KEYS = ("archive_dir", "extra_dirs", "system_identifier", "wal_segment_size")
+CONFIG_KEYS = ("archive_dir", "extra_dirs", "system_identifier", "wal_segment_size", "stage")
 EXIT_RESTORED = 0
 EXIT_MISSING = 1
 EXIT_BAD_REQUEST = 2
@@ -89,14 +93,13 @@ def load_restore_config(path):
     if problem:
         return None, [problem]
     errors = ["unknown config key %r" % (key,) for key in sorted(set(data) - set(CONFIG_KEYS))]
-    archive_dir = data.get("archive_dir")
-    if (not isinstance(archive_dir, str) or not archive_dir.startswith("/") or archive_dir == "/" or "\0" in archive_dir
-            or os.path.normpath(archive_dir) != archive_dir):
-        errors.append("archive_dir must be a normalized absolute directory path other than '/', got %r" % (archive_dir,))
-    extra = data.get("extra_dirs", [])
-    if not isinstance(extra, list) or not all(isinstance(item, str) and item.startswith("/") and "\0" not in item
-                                              for item in extra):
-        errors.append("extra_dirs must be a list of absolute directory paths, got %r" % (extra,))
+    for key, value in [("archive_dir", data.get("archive_dir"))] + [("extra_dirs", item) for item in _as_list(data.get("extra_dirs"))]:
+        if not _usable_dir(value):
+            errors.append("%s must be a normalized absolute directory path other than '/', got %r" % (key, value))
+    stage = data.get("stage", [])
+    if not isinstance(stage, list) or not all(isinstance(name, str) and requested_kind(name) in ("segment", "history")
+                                              for name in stage):
+        errors.append("stage must be a list of WAL segment and timeline history file names")
     sysid = data.get("system_identifier")
     if sysid is not None and (not is_int(sysid) or sysid <= 0):
         errors.append("system_identifier must be a positive integer or null, got %r" % (sysid,))
@@ -104,6 +107,14 @@ def load_restore_config(path):
     if size is not None and wal_segment_size_problem(size):
         errors.append("wal_segment_size: %s" % wal_segment_size_problem(size))
     return (None if errors else data), errors
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _usable_dir(path):
+    return isinstance(path, str) and path.startswith("/") and path != "/" and "\0" not in path and os.path.normpath(path) == path
 
 
 def segment_problem(name, head, size, cfg):
@@ -203,3 +214,23 @@ def _text_problem(name, head, size):
     if size > 1 << 20 or b"\0" in head:
         return "%s is not a text file as PostgreSQL writes it" % name
     return None
+
+
+def stage(cfg, directory):
+    """Copy every file of ``cfg["stage"]`` into ``directory``, checked as :func:`fetch` checks; ``(copied, bytes)``.
+
+    A file already there (the base backup's own WAL) is left as it is. RestoreError or OSError on the first file
+    that is missing or not what its name says: the restore must not start on a gap.
+    """
+    copied = size = 0
+    sources = [cfg["archive_dir"]] + list(cfg.get("extra_dirs") or [])
+    for name in cfg.get("stage") or []:
+        target = os.path.join(directory, name)
+        if os.path.lexists(target):
+            continue
+        source, info = find_source(name, sources)
+        if source is None:
+            raise RestoreError("%s is in none of %s: the restore would stop there" % (name, ", ".join(sources)))
+        _copy_checked(source, info, name, requested_kind(name), target, cfg)
+        copied, size = copied + 1, size + info.st_size
+    return copied, size

@@ -17,8 +17,8 @@ def names(timeline, first, last):
     return ['%08X%08X%08X' % (timeline, 0, n) for n in range(first, last + 1)]
 
 
-def check(archive, target=None, histories=None, wanted='latest', mtimes=None, backup=BACKUP):
-    return walcheck.check_continuity(backup, archive, histories or {}, targets.parse_target(target or {}), wanted, mtimes)
+def check(archive, target=None, histories=None, wanted='latest', mtimes=None):
+    return walcheck.check_continuity(BACKUP, archive, histories or {}, targets.parse_target(target or {}), wanted, mtimes)
 
 
 def test_a_continuous_archive_passes_and_the_backup_own_wal_need_not_be_archived():
@@ -99,3 +99,11 @@ def test_the_live_pg_wal_covers_only_what_the_archiver_has_not_shipped_yet():
     holed = [n for n in names(1, 6, 9) if n != '000000010000000000000007']
     broken = walcheck.check_continuity(BACKUP, holed, {}, targets.parse_target({}), tail=pg_wal)
     assert broken['missing'] == ['000000010000000000000007']  # a hole in the archive stays a hole
+
+
+def test_after_a_restore_the_new_timelines_first_segment_may_be_only_in_pg_wal():
+    histories = {2: [(1, 0x9000148)]}
+    archive = names(1, 6, 10) + ['00000002.history']  # the old timeline went on to 10 before the restore
+    result = walcheck.check_continuity(BACKUP, archive, histories, targets.parse_target({'xid': '999999'}),
+                                       tail=['000000020000000000000009'])
+    assert result['ok'] and result['last_needed'] == '000000020000000000000009' and result['from_tail'] == 1, result

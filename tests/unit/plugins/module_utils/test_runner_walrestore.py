@@ -118,3 +118,18 @@ def test_the_built_program_restores_and_says_nothing(tmp_path, dirs):
     missing = subprocess.run([path, '--config', str(config), '00000001000000000000004C', 'pg_wal/RECOVERYXLOG'],
                              cwd=str(data), capture_output=True, text=True, check=False)
     assert (missing.returncode, missing.stderr) == (1, '')
+
+
+def test_staging_copies_the_whole_list_once_and_leaves_the_backups_own_wal(dirs):
+    archive, extra, pg_wal, cfg = dirs
+    second = '00000001000000000000004C'
+    (archive / NAME).write_bytes(segment())
+    (extra / second).write_bytes(segment(name=second))
+    (archive / '00000002.history').write_text('1\t0/4C000000\tno recovery target specified\n')
+    (pg_wal / NAME).write_bytes(b'from the base backup')
+    staged = dict(cfg, stage=['00000002.history', NAME, second])
+    assert walrestore.stage(staged, str(pg_wal)) == (2, SEG + len('1\t0/4C000000\tno recovery target specified\n'))
+    assert (pg_wal / NAME).read_bytes() == b'from the base backup' and (pg_wal / second).read_bytes() == segment(name=second)
+    with pytest.raises(walrestore.RestoreError, match='in none of'):
+        walrestore.stage(dict(cfg, stage=['00000001000000000000004D']), str(pg_wal))
+    assert sorted(os.listdir(str(pg_wal))) == ['00000001000000000000004B', '00000001000000000000004C', '00000002.history']

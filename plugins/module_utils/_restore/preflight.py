@@ -14,7 +14,7 @@ import os
 import time
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils import _files
-from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import PgQueryError, query
+from ansible_collections.dbfleet.postgresql.plugins.module_utils._pgquery import PgQueryError, query, run_statements
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore import basebackup, walcheck
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._restore.targets import choose_backup
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._runner.hashing import hash_file
@@ -142,10 +142,16 @@ def needs_switch(ctx, result, target, names):
 
 
 def switch_and_wait(ctx):
-    """``pg_switch_wal()`` on the live server, then wait until that segment is in the archive; its name."""
+    """Have the live server archive its current segment and wait until it is in the archive; its name.
+
+    One empty transaction first (an XID and its commit record, no data): a target at the very end of WAL (a reference
+    taken on an idle server) needs a record after it, and ``pg_switch_wal`` switches only after some WAL was written.
+    """
     try:
-        segment = query(ctx.module, ctx.connection, SWITCH_SQL, password=ctx.password, run_as=ctx.run_as,
-                        connect_timeout=ctx.connect_timeout)[0]['segment']
+        answers = run_statements(ctx.module, ctx.connection, [('SELECT pg_current_xact_id()', None), (SWITCH_SQL, None)],
+                                 password=ctx.password, run_as=ctx.run_as, read_only=False, autocommit=True,
+                                 connect_timeout=ctx.connect_timeout)
+        segment = answers[1]['rows'][0][0]
     except PgQueryError as exc:
         raise PreflightError('could not ask the live server to archive its current WAL segment: %s' % exc)
     deadline = time.monotonic() + ARCHIVE_WAIT_SECONDS

@@ -136,6 +136,7 @@ verification:
   type: dict
 '''
 
+import threading
 import time
 
 from ansible_collections.dbfleet.postgresql.plugins.module_utils._files import UnsafePath
@@ -166,6 +167,27 @@ def argument_spec():
         checksums_must_match=dict(type='bool', default=True),
     )
     return spec
+
+
+class Background:
+    """A call running in a thread (the dump decompresses while the throwaway instance is made); :meth:`result` waits."""
+
+    def __init__(self, call, *args):
+        self.value = self.error = None
+        self.thread = threading.Thread(target=self._run, args=(call, args))
+        self.thread.start()
+
+    def _run(self, call, args):
+        try:
+            self.value = call(*args)
+        except Exception as exc:  # pylint: disable=broad-except  # raised again in the caller's thread
+            self.error = exc
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def locate(params):
@@ -221,23 +243,26 @@ def main():
             module.fail_json(msg=str(exc), **result)
         module.exit_json(**result)
     name = params['name'] or 'dump-%s-%s' % (database, stamp)
-    workspace = inst = None
+    workspace = inst = ready = None
     scratch = None
     try:
         workspace = dumprun.Workspace(params['restore_root'], name, ctx.identity, ctx.connection, ctx.password)
-        archive, fmt = logical.prepare_archive(manifest, path, workspace.work, ctx.identity)
         table_map = schema_map = None
         if params['into'] == 'instance':
             inst = instance.Instance(params['restore_root'], name + '-instance', ctx.identity, ctx.bin_dir,
                                      params['port'] or instance.spare_port())
-            seconds, connection = dumprun.into_instance(ctx, archive, fmt, database, params['jobs'], inst)
+            ready = Background(logical.prepare_archive, manifest, path, workspace.work, ctx.identity)
+            seconds, connection = dumprun.into_instance(ctx, ready.result, database, params['jobs'], inst)
+            archive, fmt = ready.result()
             result['into'].update(database=database, instance=dict(directory=inst.directory, socket_directory=inst.socket_dir,
                                                                    port=inst.port))
         elif params['into'] == 'database':
+            archive, fmt = logical.prepare_archive(manifest, path, workspace.work, ctx.identity)
             scratch = params['scratch_database'] or 'restore_%s_%s' % (database.lower(), stamp.lower())
             seconds, connection = dumprun.into_database(ctx, archive, fmt, params['jobs'], workspace, scratch)
             result['into'].update(database=scratch)
         else:
+            archive, fmt = logical.prepare_archive(manifest, path, workspace.work, ctx.identity)
             into = params['into_schema'] or 'restore_%s' % stamp.lower()
             seconds, connection, table_map = dumprun.into_schema(ctx, archive, workspace, params['target_database'], into,
                                                                  split_tables(params['tables']), params['schemas'], stamp)
@@ -260,6 +285,8 @@ def main():
                 schema_must_match=params['checksums_must_match'])
             result['rpo_seconds'] = rpo(manifest, options.get('reference'))
     except (logical.DumpError, instance.InstanceError, ValueError, PgQueryError, OSError, UnsafePath) as exc:
+        if ready is not None:
+            ready.thread.join()
         cleanup(ctx, params, workspace, inst, scratch, result)
         module.fail_json(msg='Restore of %s failed: %s' % (path, exc), **result)
     cleanup(ctx, params, workspace, inst, scratch, result)

@@ -107,12 +107,16 @@ def space_problem(directory, needed, wal_segment_size):
     return None
 
 
-def unpack_backup(manifest, target, identity):
-    """Unpack base backup ``manifest`` into the empty directory ``target`` (its pg_wal.tar into pg_wal), as
-    ``identity``; every file's SHA-256 must be the manifest's. Returns the bytes read."""
+def unpack_backup(manifest, target, identity, after_wal=None):
+    """Unpack base backup ``manifest`` into the empty directory ``target`` (its pg_wal.tar into pg_wal first), as
+    ``identity``; every file's SHA-256 must be the manifest's. ``after_wal`` is called between the two (to start
+    staging more WAL while the base unpacks). Returns the bytes read."""
     base, wal = backup_files(manifest)
     total = 0
-    for name, where in ((base, target), (wal, os.path.join(target, 'pg_wal'))):
+    _files.ensure_dir(os.path.join(target, 'pg_wal'), identity[0], identity[1], 0o700)
+    for name, where in ((wal, os.path.join(target, 'pg_wal')), (base, target)):
+        if name == base and after_wal is not None:
+            after_wal()
         path = os.path.join(manifest['path'], name)
         try:
             got = stream.unpack(path, where, identity)
@@ -141,6 +145,19 @@ def verify_unpacked(pg_bin, manifest, target, identity):
         raise BackupError('pg_verifybackup says the restored copy of %s is not the backup it should be: %s'
                           % (manifest['path'], stderr_summary(words, 4) or 'exit %d' % proc.returncode))
     return stderr_summary(proc.stdout.decode('utf-8', 'replace'), 1) or 'backup successfully verified'
+
+
+def wal_system_identifier(pg_wal):
+    """The system identifier in the long page header of a WAL segment in ``pg_wal`` (a base backup's own), or None."""
+    for name in sorted(os.listdir(pg_wal)):
+        if len(name) == 24:
+            try:
+                head = _files.read_regular(os.path.join(pg_wal, name), 32)
+            except (OSError, _files.UnsafePath):
+                continue
+            if head and len(head) == 32:
+                return struct.unpack_from('=Q', head, 24)[0]
+    return None
 
 
 def system_identifier(data_directory):

@@ -83,15 +83,14 @@ def run(ctx, plan, target, stamp):
     config = os.path.join(ctx.params['config_dir'], 'wal-restore-%s.json' % stamp)
     _files.ensure_dir(staging, ctx.identity[0], ctx.identity[1], 0o700)
     try:
-        timings, words, sysid, _control_minimums = unpack_verified(ctx, manifest, staging)
+        # what is archived already is staged before the outage, while the base unpacks (what the live pg_wal holds, after)
+        archived = [name for name in plan['wal']['fetch'] if name not in plan['wal']['fetch_tail']]
+        timings, words, sysid, _control_minimums = unpack_verified(ctx, manifest, staging,
+                                                                   (config, archived) if plan['stage'] else None)
         live_sysid = basebackup.system_identifier(data)
         if live_sysid and sysid != live_sysid:
             raise RestoreError('base backup %s is of database system %s, the live data directory %s of %s: refusing to '
                                'replace one cluster with another' % (manifest['path'], sysid, data, live_sysid))
-        if plan['stage']:  # what is archived already, before the outage (what the live pg_wal holds comes after)
-            archived = [name for name in plan['wal']['fetch'] if name not in plan['wal']['fetch_tail']]
-            restore_config(config, ctx.params['wal_archive'], [], sysid, size, ctx.identity[1], archived)
-            timings['staged_files'] = stage_wal(ctx, config, os.path.join(staging, 'pg_wal'))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         _files.remove_file(config)

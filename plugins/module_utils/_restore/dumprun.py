@@ -45,8 +45,12 @@ class Workspace:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def into_instance(ctx, archive, fmt, database, jobs, inst):
-    """A fresh throwaway instance with the dump restored into it (``--create``: the dump's own database name)."""
+def into_instance(ctx, archive_ready, database, jobs, inst):
+    """A fresh throwaway instance with the dump restored into it (``--create``: the dump's own database name).
+
+    ``archive_ready()`` returns ``(archive, format)`` once the dump is ready to read (it is decompressed meanwhile:
+    initdb and the start overlap with it).
+    """
     inst.prepare()
     inst.initdb(ctx.superuser)
     settings = instance.instance_settings(inst.port, inst.directory)
@@ -54,6 +58,7 @@ def into_instance(ctx, archive, fmt, database, jobs, inst):
     inst.start(settings)
     inst.wait_started(ctx.params['timeout'])
     env = logical.tool_env(inst.connection(ctx.superuser), None)
+    archive, fmt = archive_ready()
     started = time.monotonic()
     if database in ('postgres', 'template1'):  # a fresh cluster has them: restore into the one there
         argv = logical.pg_restore_argv(ctx.bin_dir, archive, fmt, jobs, dbname=database)

@@ -51,30 +51,57 @@ def restore_config(path, archive_dir, extra_dirs, sysid, segment_size, gid, stag
     _files.write_file(path, data.encode('utf-8'), 0, gid, 0o640)
 
 
-def stage_wal(ctx, config, pg_wal):
-    """Run dbfleet-wal-restore --stage as the server's OS user: every listed file into ``pg_wal``, checked; its count."""
+def start_stage(ctx, config, pg_wal):
+    """Start dbfleet-wal-restore --stage as the server's OS user (every listed file into ``pg_wal``, checked)."""
     argv = [ctx.interpreter, ctx.program, '--config', config, '--stage', pg_wal]
-    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd='/', check=False, timeout=24 * 3600,
-                          **_as(ctx.identity))
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd='/', **_as(ctx.identity))  # pylint: disable=consider-using-with
+
+
+def finish_stage(proc):
+    """Wait for a :func:`start_stage` run; how many files it staged (RestoreError with its words when it failed)."""
+    out, err = proc.communicate()
     if proc.returncode != 0:
-        raise RestoreError(proc.stderr.decode('utf-8', 'replace').strip()[-2000:] or 'staging WAL failed (exit %d)'
-                           % proc.returncode)
-    return json.loads(proc.stdout.decode('utf-8', 'replace') or '{}').get('staged', 0)
+        raise RestoreError(err.decode('utf-8', 'replace').strip()[-2000:] or 'staging WAL failed (exit %d)' % proc.returncode)
+    return json.loads(out.decode('utf-8', 'replace') or '{}').get('staged', 0)
 
 
-def unpack_verified(ctx, manifest, target_dir):
-    """Unpack and prove the copy: ``(timings, verifybackup words, system identifier, control minimums)``."""
+def stage_wal(ctx, config, pg_wal):
+    """Stage now and wait: :func:`start_stage` then :func:`finish_stage`."""
+    return finish_stage(start_stage(ctx, config, pg_wal))
+
+
+def unpack_verified(ctx, manifest, target_dir, stage=None):
+    """Unpack and prove the copy: ``(timings, verifybackup words, system identifier, control minimums)``.
+
+    ``stage``: ``(config path, names)`` of WAL to stage into the copy's pg_wal while its base unpacks (the system
+    identifier the staged segments must carry is read from the backup's own WAL first).
+    """
     timings = {}
     started = time.monotonic()
+    stager = []
+
+    def start():
+        sysid = basebackup.wal_system_identifier(os.path.join(target_dir, 'pg_wal'))
+        restore_config(stage[0], ctx.params['wal_archive'], [], sysid, int(manifest['wal_segment_size']), ctx.identity[1],
+                       stage[1])
+        stager.append(start_stage(ctx, stage[0], os.path.join(target_dir, 'pg_wal')))
+
     try:
-        basebackup.unpack_backup(manifest, target_dir, ctx.identity)
+        basebackup.unpack_backup(manifest, target_dir, ctx.identity, start if stage else None)
         timings['unpack'] = round(time.monotonic() - started, 3)
         started = time.monotonic()
         words = basebackup.verify_unpacked(ctx.bin_dir, manifest, target_dir, ctx.identity)
         timings['verifybackup'] = round(time.monotonic() - started, 3)
         control = basebackup.control_settings(ctx.bin_dir, target_dir, ctx.identity)
+        if stager:
+            timings['staged_files'] = finish_stage(stager.pop())
+            timings['staged_by'] = round(time.monotonic() - started, 3)
     except basebackup.BackupError as exc:
         raise RestoreError(str(exc))
+    finally:
+        for proc in stager:
+            proc.kill()
+            proc.wait()
     return timings, words, basebackup.system_identifier(target_dir), control
 
 
@@ -124,16 +151,14 @@ def validation(ctx, plan, target):
     manifest = plan['backup']
     inst = ctx.instance
     started = time.monotonic()
-    timings, words, sysid, control = unpack_verified(ctx, manifest, inst.data)
     config = os.path.join(inst.directory, 'wal-restore.json')
-    restore_config(config, ctx.params['wal_archive'], [], sysid, int(manifest['wal_segment_size']), ctx.identity[1],
-                   plan['wal']['fetch'] if plan['stage'] else ())
-    command = restore_command(ctx.interpreter, ctx.program, config)
-    if plan['stage']:
-        started_stage = time.monotonic()
-        timings['staged_files'] = stage_wal(ctx, config, os.path.join(inst.data, 'pg_wal'))
-        timings['stage'] = round(time.monotonic() - started_stage, 3)
+    staged = (config, plan['wal']['fetch']) if plan['stage'] else None
+    timings, words, sysid, control = unpack_verified(ctx, manifest, inst.data, staged)
+    if staged:
         command = STAGED_RESTORE_COMMAND
+    else:
+        restore_config(config, ctx.params['wal_archive'], [], sysid, int(manifest['wal_segment_size']), ctx.identity[1])
+        command = restore_command(ctx.interpreter, ctx.program, config)
     recovery = recovery_settings(target, ctx.params['target_action'], command, ctx.params['target_inclusive'],
                                  ctx.params['target_timeline'])
     _files.write_file(os.path.join(inst.data, 'recovery.signal'), b'', ctx.identity[0], ctx.identity[1], 0o600)

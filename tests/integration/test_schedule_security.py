@@ -74,6 +74,7 @@ def test_every_file_root_writes_has_a_safe_owner_and_mode(sec_lab):
 
 
 def test_rotating_secrets_leaves_no_old_secret_and_backups_are_inert(sec_lab):
+    marker = sec_lab.exec(HOST, 'mktemp', '/tmp/dbfleet-sec-marker.XXXXXX').stdout.strip()
     assert not host_results(run_module(sec_lab, HOST, SCHEDULE, _schedule()))[HOST].get('failed')
     # A config left behind by an earlier version, owned by postgres, which made it setuid.
     sec_lab.exec(HOST, 'sh', '-c', 'chown postgres /etc/dbfleet/pg_dump/sec.json && chmod 6755 /etc/dbfleet/pg_dump/sec.json')
@@ -87,9 +88,12 @@ def test_rotating_secrets_leaves_no_old_secret_and_backups_are_inert(sec_lab):
     assert secret_diffs and all('changed, not shown' in d['after'] and 'bytes' not in d['before'] for d in secret_diffs)
     for secret in ('first-Secret-1', 'second-Secret-2', 's3-Secret-One', 's3-Secret-Two'):
         assert secret not in run.stdout + run.stderr
-    # No old secret anywhere on the host; the edit-mode backups hold only the non-secret files.
+    # No old secret anywhere on the host; the edit-mode backups hold only the non-secret files. /tmp is shared with
+    # the controller (and may hold checkouts of this very test), so only what changed since the first run counts there.
     found = sec_lab.exec(HOST, 'sh', '-c', 'grep -rlF -e first-Secret-1 -e s3-Secret-One /etc /var/lib/dbfleet /opt/dbfleet '
-                                           '/var/log/dbfleet /srv /tmp 2>/dev/null; true').stdout.split()
+                                           '/var/log/dbfleet /srv 2>/dev/null; '
+                                           'find /tmp -xdev -type f -newer "$0" -exec grep -lF -e first-Secret-1 -e s3-Secret-One {} + '
+                                           '2>/dev/null; rm -f "$0"; true', marker).stdout.split()
     assert found == []
     backups = sec_lab.exec(HOST, 'sh', '-c', 'find /var/lib/dbfleet/backups -printf "%p %u %m %y\\n"').stdout.splitlines()
     files = [line for line in backups if line.endswith(' f')]

@@ -219,6 +219,10 @@ object_lock:
   description: Retention applied (mode and until), or why none was (the bucket has no object lock).
   returned: when object_lock_mode is set
   type: str
+dest:
+  description: Where the dump was downloaded to (O(dest)).
+  returned: when downloading
+  type: str
 backup_file:
   description: Where a replaced O(dest) was kept (edit mode), or null.
   returned: when downloaded
@@ -394,7 +398,7 @@ def download(module):
     if not manifest_key:
         module.fail_json(msg='%s is not named like a runner dump and no manifest_key was given: nothing to verify against' % key)
     client = _client(module, s3_config(module))
-    result = dict(changed=False, key=key, manifest_key=manifest_key, verified=False)
+    result = dict(changed=False, key=key, manifest_key=manifest_key, dest=dest, verified=False)
     try:
         raw = client.get_object(Bucket=params['bucket'], Key=manifest_key)['Body'].read(MANIFEST_LIMIT)
         manifest = json.loads(raw.decode('utf-8'))

@@ -16,10 +16,12 @@ import json
 import os
 import subprocess
 import time
+import uuid
 
 import pytest
 
 from tests.integration.ansible_cli import host_results, run_module, run_playbook
+from tests.integration.test_offsite import remove_every_version, s3_args
 
 PRIMARY = 'db-primary'
 DUMPS = '/srv/restore-test/dumps'
@@ -142,6 +144,56 @@ def test_one_table_from_last_nights_dump_into_a_scratch_schema_beside_the_live_o
         assert lab.psql(PRIMARY, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'restore_partial_x'", db='app_prod') == '2'
     finally:
         lab.psql(PRIMARY, 'DROP SCHEMA IF EXISTS restore_partial_x CASCADE', db='app_prod')
+
+
+def test_a_logical_drill_from_the_bucket_fetches_the_dump_verified_and_restores_it(backed_up):
+    """The off-site path: the newest dump of app_prod in the bucket (uploaded as the runner uploads it), then a drill
+    with restore_dump_source s3 fetches it back verified against its manifest, restores it and removes the copy."""
+    lab = backed_up['lab']
+    client, prefix = lab.s3_client(), 'restore-test-%s/' % uuid.uuid4().hex[:8]
+    dump = lab.exec(PRIMARY, 'sh', '-c', 'ls %s/app_prod-*.dump* | tail -1' % DUMPS).stdout.strip()
+    manifest = json.loads(lab.exec(PRIMARY, 'cat', dump.split('.dump')[0] + '.manifest.json').stdout)
+    try:
+        up = module(lab, 's3_copy', s3_args(lab, direction='upload', path=dump, prefix=prefix))
+        assert not up.get('failed') and up['verified'], up.get('msg')
+        run = run_playbook(lab, 'playbooks/restore_drill.yml', '-l', PRIMARY, timeout=900, extra_vars={
+            'restore_paths': ['logical'], 'restore_databases': ['app_prod'], 'restore_dump_dir': DUMPS,
+            'restore_dump_source': 's3', 'restore_s3_prefix': prefix})
+        assert run.rc == 0, run.stdout[-4000:]
+        fetched = run.results('Fetch each dump from the bucket')[PRIMARY]['results'][0]
+        assert fetched['verified'] and fetched['sha256'] == manifest['sha256'], fetched
+        report = run.results('Put the drill')[PRIMARY]['ansible_facts']['restore_drill']['dbfleet_report']
+        restored = report['databases']['app_prod']['logical']['checksums']['public.restore_partial_t']['restored']
+        reference = backed_up['partial_reference']['databases']['app_prod']['tables']['public.restore_partial_t']
+        assert (restored['rows'], restored['sha256']) == (reference['rows'], reference['sha256']), restored
+        assert lab.exec(PRIMARY, 'test', '-e', '/srv/dbfleet-restore/offsite', check=False).returncode != 0
+    finally:
+        remove_every_version(client, lab.s3_bucket, prefix)
+
+
+def test_a_logical_drill_on_the_backup_host_restores_its_shipped_copy(backed_up):
+    """The other off-site path: ship_offsite.yml copies the newest dump to backup-box, which restores its copy into a
+    throwaway instance of its own (restore_dump_source host), verified against the reference."""
+    lab = backed_up['lab']
+    root, backup_host = '/srv/restore-test-offsite', 'backup-box'
+    try:
+        shipped = run_playbook(lab, 'playbooks/ship_offsite.yml', '-l', '%s,%s' % (PRIMARY, backup_host), timeout=600,
+                               extra_vars={'ship_offsite_backup_dirs': [DUMPS], 'ship_offsite_databases': ['app_prod'],
+                                           'ship_offsite_kinds': ['database'], 'ship_offsite_root': root})
+        assert shipped.rc == 0, shipped.stdout[-4000:]
+        run = run_playbook(lab, 'playbooks/restore_drill.yml', '-l', PRIMARY, timeout=900, extra_vars={
+            'restore_paths': ['logical'], 'restore_databases': ['app_prod'], 'restore_dump_source': 'host',
+            'restore_dump_host': backup_host, 'restore_dump_host_dir': '%s/%s' % (root, PRIMARY)})
+        assert run.rc == 0, run.stdout[-4000:]
+        report = run.results('Put the drill')[PRIMARY]['ansible_facts']['restore_drill']['dbfleet_report']
+        restored = report['databases']['app_prod']['logical']['checksums']['public.restore_partial_t']['restored']
+        reference = backed_up['partial_reference']['databases']['app_prod']['tables']['public.restore_partial_t']
+        assert (restored['rows'], restored['sha256']) == (reference['rows'], reference['sha256']), restored
+        # the restore ran on the backup host, from its copy
+        restore = run.results('Restore each database')[PRIMARY]['results'][0]
+        assert restore['dump']['path'].startswith('%s/%s/app_prod-' % (root, PRIMARY)), restore['dump']
+    finally:
+        lab.exec(backup_host, 'rm', '-rf', root, check=False)
 
 
 def test_a_wal_segment_missing_from_the_archive_aborts_before_any_outage_naming_it(backed_up):

@@ -95,8 +95,8 @@ units:
 
 # The lab's opt-in tests run here too: one stops and restarts a replica, one waits for cron to fire.
 integration: lab-up
-	@echo "== integration: $(PYTEST) $(PYTEST_OPTS) tests/integration tests/lab"
-	@DBFLEET_LAB_DISRUPTIVE=1 DBFLEET_LAB_SLOW=1 $(PYTEST) $(PYTEST_OPTS) tests/integration tests/lab
+	@echo "== integration: $(PYTEST) $(PYTEST_OPTS) --durations=15 tests/integration tests/lab (the 15 slowest listed)"
+	@DBFLEET_LAB_DISRUPTIVE=1 DBFLEET_LAB_SLOW=1 $(PYTEST) $(PYTEST_OPTS) --durations=15 tests/integration tests/lab
 
 # Molecule 26 works in collection mode only from the collection root (where galaxy.yml is): it then finds the
 # scenarios under extensions/molecule/ and their shared extensions/molecule/config.yml. `reset` first drops

@@ -105,7 +105,8 @@ def test_pgdg_layout_end_to_end_with_restart_and_a_dump_that_restores(pgdg):
 
 
 def test_a_server_archiving_its_own_way_keeps_its_archive_command(pgdg):
-    own = 'test ! -f /srv/their-archive/%f && cp %p /srv/their-archive/%f'
+    # Read back exactly, through psycopg: a '|' in a value broke the old psql text parser.
+    own = 'test ! -f /srv/their-archive/%f && gzip -c < %p | cat > /srv/their-archive/%f'
     pgdg.psql(PGDG, "ALTER SYSTEM SET archive_mode = on; ALTER SYSTEM SET archive_command = '%s'" % own.replace("'", "''"))
     pgdg.stop_pg(PGDG)
     pgdg.start_pg(PGDG)

@@ -234,7 +234,7 @@ def _kind(mode):
 
 
 def write_file(path, data, uid, gid, mode):
-    """Atomically replace ``path`` with ``data``, owned ``uid:gid`` with ``mode`` (setuid/setgid refused).
+    """Atomically replace ``path`` with ``data`` (bytes or an open binary file), owned ``uid:gid`` with ``mode`` (setuid/setgid refused).
 
     The directory is reached with :func:`open_dir`; the write itself is the runner's atomic write
     (temporary file with ``O_EXCL | O_NOFOLLOW``, owner and mode set on its fd before any byte,
@@ -300,37 +300,8 @@ def backup_copy(path, backup_root=None, now=None):
         for directory in _chain(backup_root, target_dir):
             ensure_dir(directory, 0, 0, 0o700)
         target = os.path.join(target_dir, '%s.%s' % (os.path.basename(path), stamp))
-        _stream_to(source, target, 0, 0, 0o600)
+        write_file(target, source, 0, 0, 0o600)  # streamed in chunks: a 40 GB dump never sits in memory
     return target
-
-
-def _stream_to(source, path, uid, gid, mode):
-    """Copy the open file ``source`` to a new ``path`` in chunks (a 40 GB dump never sits in memory):
-    temporary file, owner and mode first, fsync, rename, directory fsync."""
-    directory, name = os.path.split(path)
-    dfd = open_dir(directory)
-    tmp = fsutil.partial_name(name)
-    try:
-        fd = fsutil.create_exclusive(tmp, mode, dfd)
-        try:
-            try:
-                os.fchown(fd, uid, gid)
-                os.fchmod(fd, mode)
-                for chunk in iter(lambda: source.read(1 << 20), b''):
-                    fsutil.write_all(fd, memoryview(chunk))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=dfd)
-            except OSError:
-                pass
-            raise
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def _chain(top, bottom):

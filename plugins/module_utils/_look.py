@@ -76,7 +76,7 @@ class LookModule(DbfleetModule):
     def __init__(self, argument_spec, verdict=True, **kwargs):
         spec = look_argument_spec(verdict)
         spec.update(argument_spec)
-        kwargs['supports_check_mode'] = True
+        kwargs['supports_check_mode'] = True  # it only reads: a check run is the same run
         super(LookModule, self).__init__(argument_spec=spec, **kwargs)
         timeout = self.params['connect_timeout']
         if not 1 <= timeout <= MAX_CONNECT_TIMEOUT:

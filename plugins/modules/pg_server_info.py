@@ -261,7 +261,8 @@ def directory_bytes(top):
 
 
 def main():
-    module = LookModule(argument_spec=dict(measure_data_directory=dict(type='bool', default=False)), verdict=False)
+    module = LookModule(argument_spec=dict(measure_data_directory=dict(type='bool', default=False)), verdict=False,
+                        supports_check_mode=True)
     params = module.params
     facts = server_facts(module)
     settings = facts['settings']

@@ -586,7 +586,7 @@ def look(module, thresholds):
 
 
 def main():
-    module = _look.LookModule(argument_spec=dict(
+    module = _look.LookModule(supports_check_mode=True, argument_spec=dict(
         role=dict(type='str', choices=list(ROLES), default='auto'),
         max_lag_bytes=dict(type='str'),
         max_lag_seconds=dict(type='str'),

@@ -404,7 +404,7 @@ def archive_status(data_directory, now=None):
 
 
 def main():
-    module = _look.LookModule(argument_spec=dict(
+    module = _look.LookModule(supports_check_mode=True, argument_spec=dict(
         archive_dir=dict(type='path'),
         max_archive_age=dict(type='str'),
         max_ready_segments=dict(type='int'),

@@ -124,7 +124,8 @@ def create_exclusive(path, mode, dir_fd=None):
 
 
 def write_atomic(path, data, mode=0o640, uid=None, gid=None, dir_fd=None):
-    """Replace ``path`` with the bytes ``data``, atomically and durably.
+    """Replace ``path`` with ``data`` (bytes, or an open binary file copied in 1 MiB chunks, so a large file
+    never sits in memory), atomically and durably.
 
     A temp file ``.{name}.partial-{pid}`` in the same directory is created
     with O_EXCL|O_NOFOLLOW, gets its owner (``uid``/``gid``, None = unchanged)
@@ -145,7 +146,11 @@ def write_atomic(path, data, mode=0o640, uid=None, gid=None, dir_fd=None):
             if uid is not None or gid is not None:
                 os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(fd, mode)
-            write_all(fd, memoryview(data))
+            if hasattr(data, "read"):
+                for chunk in iter(lambda: data.read(1 << 20), b""):
+                    write_all(fd, memoryview(chunk))
+            else:
+                write_all(fd, memoryview(data))
             os.fsync(fd)
         finally:
             os.close(fd)

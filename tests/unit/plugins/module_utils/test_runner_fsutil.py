@@ -30,6 +30,17 @@ def test_write_atomic_in_an_open_directory(tmp_path):
     assert (tmp_path / 'f').read_bytes() == b'data' and os.listdir(str(tmp_path)) == ['f']
 
 
+def test_write_atomic_streams_an_open_file_in_chunks(tmp_path):
+    data = os.urandom((3 << 20) + 17)  # more than one chunk, and not a multiple of it
+    source = tmp_path / 'source'
+    source.write_bytes(data)
+    with open(str(source), 'rb') as handle:
+        fsutil.write_atomic(str(tmp_path / 'copy'), handle, 0o600)
+    assert (tmp_path / 'copy').read_bytes() == data
+    assert oct((tmp_path / 'copy').stat().st_mode & 0o7777) == oct(0o600)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['copy', 'source']
+
+
 def test_write_atomic_replaces_a_stale_temp_file_and_never_follows_a_symlink(tmp_path):
     victim = tmp_path / 'victim'
     victim.write_bytes(b'keep')
